@@ -115,7 +115,12 @@ def is_valid_unet_size(size, depth=4, padding="same"):
         if size <= 0 or size % 2:
             return False
         size //= 2
-    return size - 4 > 0
+    size -= 4  # bottleneck
+    for _ in range(depth):
+        if size <= 0:
+            return False
+        size = 2 * size - 4  # up-convolution, then two valid convolutions
+    return size > 0
 
 
 def valid_unet_output_size(size, depth=4):
@@ -218,7 +223,7 @@ def check_encoder_arguments(
             f"encoder; received alpha={alpha!r} with encoder={encoder!r}."
         )
     blocks.check_input_size(
-        input_shape, is_valid, requirement, f"{model_name} with the {encoder} encoder"
+        input_shape, is_valid, requirement, f"{model_name} ({encoder} encoder)"
     )
 
 

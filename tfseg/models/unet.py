@@ -172,7 +172,7 @@ def predict_tiled(model, image, batch_size=8):
 
     Example:
 
-    >>> model = build_unet((188, 188, 3), padding="valid", base_filters=4)
+    >>> model = build_unet((204, 204, 3), padding="valid", base_filters=4)
     >>> predict_tiled(model, np.zeros((50, 70, 3))).shape
     (50, 70, 3)
     """
@@ -199,7 +199,16 @@ def predict_tiled(model, image, batch_size=8):
         )
     # Tile origins are multiples of `step`, itself a multiple of 2**depth;
     # the last tiles may reach past the image, into more mirrored pixels.
-    step = tile_out - tile_out % 2 ** int(depth)
+    period = 2 ** int(depth)
+    step = tile_out - tile_out % period
+    if step == 0:
+        raise ValueError(
+            f"Tiles of {tile_in} px give {tile_out} px outputs, fewer than the "
+            f"{period} px period of the network's pooling grid, so aligned tiles "
+            "cannot cover an image. Build the model with a larger input, e.g. "
+            f"input_shape=({tile_in + period}, {tile_in + period}, "
+            f"{model.input_shape[-1]})."
+        )
     height, width = image.shape[:2]
     rows = range(0, height, step)
     cols = range(0, width, step)
