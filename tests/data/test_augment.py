@@ -1,0 +1,130 @@
+"""Augmentation moves image and mask together, is seeded, and trains only."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfseg import data
+from tfseg.data import Examples
+
+# Class -> colour; a mask is recovered from an image by the nearest colour.
+PALETTE = np.array([[230, 40, 40], [40, 40, 230], [40, 230, 40]], np.float32)
+
+
+def palette_examples(count=16, size=48, seed=0):
+    rng = np.random.default_rng(seed)
+    masks = np.ones((count, size, size, 1), np.uint8)
+    for i in range(count):
+        top, left = rng.integers(4, size // 2, 2)
+        side = int(rng.integers(size // 4, size // 2))
+        masks[i, top - 3 : top + side + 3, left - 3 : left + side + 3] = 2
+        masks[i, top : top + side, left : left + side] = 0
+        masks[i, : size // 3, : size // 5] = 0  # asymmetric, so flips show
+    images = PALETTE[masks[..., 0]].astype(np.uint8)
+    return Examples(
+        images,
+        masks,
+        np.array([str(i) for i in range(count)]),
+        np.zeros(count, np.int32),
+        np.zeros(count, np.int32),
+    )
+
+
+def no_colour(**geometry):
+    return data.Augmentation(brightness=0.0, contrast=0.0, saturation=0.0, **geometry)
+
+
+def mask_from_image(images):
+    distances = ((images[..., None, :] - PALETTE) ** 2).sum(-1)
+    return distances.argmin(-1)
+
+
+def first_batch(examples, **kwargs):
+    images, masks = next(iter(data.make_dataset(examples, 16, **kwargs)))
+    return images.numpy(), masks.numpy()
+
+
+def test_one_draw_moves_image_and_mask_together():
+    examples = palette_examples()
+    images, masks = first_batch(
+        examples, training=True, augmentation=no_colour(scale=(0.8, 1.5), rotation=15)
+    )
+    assert not np.array_equal(masks, examples.masks)  # something moved
+    agreement = (mask_from_image(images) == masks[..., 0]).mean()
+    # Only pixels on class edges, blended by bilinear sampling, may differ.
+    assert agreement > 0.97
+
+
+def test_identity_augmentation_returns_the_batch_unchanged():
+    examples = palette_examples()
+    identity = no_colour(flip=False, scale=(1.0, 1.0), rotation=0.0)
+    images, masks = first_batch(examples, augmentation=identity, training=True, seed=5)
+    order = [
+        int(np.where((examples.masks == m).all(axis=(1, 2, 3)))[0][0]) for m in masks
+    ]
+    np.testing.assert_array_equal(images, examples.images[order].astype(np.float32))
+    np.testing.assert_array_equal(masks, examples.masks[order])
+
+
+def test_masks_keep_only_class_values_under_augmentation():
+    _, masks = first_batch(
+        palette_examples(), training=True, augmentation=data.Augmentation()
+    )
+    assert set(np.unique(masks)) <= {0, 1, 2}
+
+
+def test_colour_jitter_changes_images_only():
+    examples = palette_examples()
+    jitter = data.Augmentation(
+        flip=False, scale=(1.0, 1.0), rotation=0.0, brightness=0.3
+    )
+    images, masks = first_batch(examples, training=True, augmentation=jitter, seed=1)
+    recovered = [
+        np.where((examples.masks == m).all(axis=(1, 2, 3)))[0][0] for m in masks
+    ]
+    assert not np.allclose(images, examples.images[recovered])
+    assert images.min() >= 0 and images.max() <= 255
+
+
+def test_seeded_epochs_are_reproducible_and_differ_from_each_other():
+    examples = palette_examples(32)
+
+    def epochs(seed):
+        dataset = data.make_dataset(
+            examples, 8, training=True, augmentation=data.Augmentation(), seed=seed
+        )
+        return [[b[0].numpy() for b in dataset] for _ in range(2)]
+
+    first, again, other = epochs(3), epochs(3), epochs(4)
+    for epoch_a, epoch_b in zip(first, again):
+        for a, b in zip(epoch_a, epoch_b):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0][0], first[1][0])  # epoch 2 is new
+    assert not np.array_equal(first[0][0], other[0][0])
+
+
+def test_evaluation_batches_are_neither_shuffled_nor_augmented():
+    examples = palette_examples(10)
+    batches = list(data.make_dataset(examples, 4, augmentation=data.Augmentation()))
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    images = np.concatenate([b[0].numpy() for b in batches])
+    assert images.dtype == np.float32
+    np.testing.assert_array_equal(images, examples.images)
+
+
+def test_bad_augmentation_settings_are_explained():
+    with pytest.raises(ValueError, match="`scale` must be a range"):
+        data.Augmentation(scale=(1.2, 0.9))
+    with pytest.raises(ValueError, match="`rotation` must be >= 0"):
+        data.Augmentation(rotation=-5)
+
+
+def test_warp_identity_is_exact():
+    from tfseg.data.augment import warp
+
+    images = tf.random.uniform([2, 9, 7, 3], 0, 255)
+    masks = tf.cast(tf.random.uniform([2, 9, 7, 1], 0, 3, tf.int32), tf.uint8)
+    identity = tf.constant([[1.0, 0, 0, 0, 1.0, 0]] * 2)
+    warped, warped_masks = warp(images, masks, identity)
+    np.testing.assert_array_equal(warped.numpy(), images.numpy())
+    np.testing.assert_array_equal(warped_masks.numpy(), masks.numpy())

@@ -1,0 +1,7 @@
+"""Entry point of `python -m tfseg`."""
+
+import sys
+
+from tfseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""Oxford-IIIT Pet data: sources, the tf.data pipeline, augmentation, export.
+
+This is the one part of tfseg that uses TensorFlow, and it imports it only
+when a TensorFlow-backed name is used: `load_npz`, `Examples` and the folder
+layout helpers work on a machine without TensorFlow.
+
+Typical use::
+
+    from tfseg import data
+
+    splits = data.load_oxford_pet("path/to/oxford_iiit_pet", image_size=128)
+    train = data.make_dataset(
+        splits["train"], batch_size=16, training=True,
+        augmentation=data.Augmentation(), seed=0,
+    )
+"""
+
+import importlib
+
+from tfseg.data.arrays import Examples
+from tfseg.data.arrays import export_npz
+from tfseg.data.arrays import load_npz
+from tfseg.data.layout import BREEDS
+from tfseg.data.layout import OxfordPetFolder
+from tfseg.data.layout import Record
+from tfseg.data.synthetic import write_synthetic_pets
+
+# Names that need TensorFlow, imported on first use.
+_LAZY = {
+    "Augmentation": "tfseg.data.augment",
+    "DataError": "tfseg.data.pipeline",
+    "inspect_pair": "tfseg.data.pipeline",
+    "load_examples": "tfseg.data.pipeline",
+    "make_dataset": "tfseg.data.pipeline",
+    "load_oxford_pet": "tfseg.data.sources",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tfseg.data' has no attribute {name!r}")
+
+
+__all__ = [
+    "BREEDS",
+    "Examples",
+    "OxfordPetFolder",
+    "Record",
+    "export_npz",
+    "load_npz",
+    "write_synthetic_pets",
+    *_LAZY,
+]

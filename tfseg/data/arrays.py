@@ -1,0 +1,113 @@
+"""Preprocessed examples as NumPy arrays, and their `.npz` files.
+
+NumPy only: a machine without TensorFlow (a GPU box training on the JAX
+backend) loads an exported split with `load_npz` and feeds it to
+`model.fit` directly.
+"""
+
+import dataclasses
+import os
+import tempfile
+
+import numpy as np
+
+NPZ_FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class Examples:
+    """One split, resized: what the pipeline caches and `export_npz` writes.
+
+    Attributes:
+        images: uint8 `(N, H, W, 3)`.
+        masks: uint8 `(N, H, W, 1)`; 0 = pet, 1 = background, 2 = border
+            (binary: 0 = pet and border, 1 = background).
+        names: str `(N,)` image names.
+        breed_ids: int32 `(N,)`, 0..36 or -1 if unknown.
+        species: int32 `(N,)`, 0 = cat, 1 = dog, -1 if unknown.
+        original_masks: `None`, or a list of N uint8 `(h, w, 1)` masks at
+            each image's original resolution (for full-resolution scores).
+        skipped: `{name: problem}` of the examples left out by `skip_bad`.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    names: np.ndarray
+    breed_ids: np.ndarray
+    species: np.ndarray
+    original_masks: list = None
+    skipped: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.names)
+
+    def take(self, indices):
+        """The examples at `indices`, in that order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        originals = self.original_masks
+        return Examples(
+            self.images[indices],
+            self.masks[indices],
+            self.names[indices],
+            self.breed_ids[indices],
+            self.species[indices],
+            None if originals is None else [originals[i] for i in indices],
+            dict(self.skipped),
+        )
+
+
+def export_npz(examples, path):
+    """Writes `examples` to an `.npz` file, atomically.
+
+    The file holds `images`, `masks`, `names`, `breed_ids` and `species`
+    (original-resolution masks are not exported). It is written to a
+    temporary name and renamed, so a crash never leaves a broken file.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(
+                file,
+                images=examples.images,
+                masks=examples.masks,
+                names=examples.names.astype(str),
+                breed_ids=examples.breed_ids,
+                species=examples.species,
+                format_version=np.int32(NPZ_FORMAT_VERSION),
+            )
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def load_npz(path):
+    """Reads an `.npz` file written by `export_npz`.
+
+    Raises:
+        ValueError: if the file is missing or is not such a file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"No exported data at {path!r}. Write one with "
+            "`python -m tfseg export-data --out FILE`."
+        )
+    with np.load(path, allow_pickle=False) as data:
+        keys = {"images", "masks", "names", "breed_ids", "species"}
+        if not keys <= set(data.files):
+            raise ValueError(
+                f"{path!r} is not a tfseg export: it lacks "
+                f"{sorted(keys - set(data.files))}."
+            )
+        return Examples(
+            images=data["images"],
+            masks=data["masks"],
+            names=data["names"],
+            breed_ids=data["breed_ids"],
+            species=data["species"],
+        )

@@ -1,0 +1,430 @@
+"""The tf.data pipeline: decode, check, resize, cache, shuffle, batch, augment.
+
+Two stages:
+
+1. `load_examples` decodes and resizes a split once, in a parallel
+   `tf.data` map, and keeps the result as NumPy arrays (`Examples`): the
+   in-memory cache, which `cache_dir` also keeps on disk as `.npz`. Decoding
+   is the cost of an epoch from raw files, and the JPEG decoder's DCT-domain
+   downscaling (`ratio` 2, 4 or 8) cuts it: a 500 px photo bound for 128 px
+   is decoded at 250 px, then resized with antialiasing. Masks are resized
+   with nearest neighbour only. Every example is checked (image and trimap
+   sizes agree, trimap values in {1, 2, 3}); a file the decoders reject is
+   found by a per-file check and named.
+2. `make_dataset` serves the cached arrays: shuffle, batch, then augment
+   whole batches at once (one projective transform per image, applied to
+   image and mask alike; colour jitter on images only), prefetch.
+"""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfseg.data.arrays import Examples
+from tfseg.data.arrays import export_npz
+from tfseg.data.arrays import load_npz
+
+RESIZE_MODES = ("stretch", "crop", "pad")
+JPEG_RATIOS = (1, 2, 4, 8)
+AUTOTUNE = tf.data.AUTOTUNE
+
+# Problems found inside the graph, by status code.
+STATUS_OK = 0
+STATUS_SIZE_MISMATCH = 1
+STATUS_BAD_TRIMAP_VALUES = 2
+STATUS_MESSAGES = {
+    STATUS_SIZE_MISMATCH: "trimap size differs from the image size",
+    STATUS_BAD_TRIMAP_VALUES: "trimap has values outside {1, 2, 3}",
+}
+
+
+class DataError(ValueError):
+    """Bad input data: names each broken file and its problem."""
+
+    def __init__(self, problems, hint=""):
+        self.problems = dict(problems)
+        shown = sorted(self.problems.items())[:20]
+        lines = [f"  {name}: {problem}" for name, problem in shown]
+        if len(self.problems) > len(shown):
+            lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+        super().__init__(
+            f"{len(self.problems)} broken example(s):\n"
+            + "\n".join(lines)
+            + "\nFix or remove these files, or pass skip_bad=True (--skip-bad) "
+            "to leave them out and report them." + (f"\n{hint}" if hint else "")
+        )
+
+
+def decode_image(contents, min_side=None):
+    """Decodes JPEG, PNG, GIF or BMP bytes to uint8 RGB `(h, w, 3)`.
+
+    Grayscale, RGBA, CMYK and palette images all come out as RGB; a GIF gives
+    its first frame. Whatever the file name says, the bytes decide.
+
+    Args:
+        contents: scalar string tensor, the file's bytes.
+        min_side: when set, a JPEG is decoded at 1/2, 1/4 or 1/8 scale
+            (DCT-domain downscaling) as long as both sides stay at least
+            `min_side` px. Defaults to `None` (full size).
+
+    Returns:
+        `(image, original_size)`: the decoded image and the `(height,
+        width)` of the file at full size.
+    """
+    is_jpeg = tf.strings.substr(contents, 0, 3) == b"\xff\xd8\xff"
+
+    def jpeg():
+        size = tf.image.extract_jpeg_shape(contents)[:2]
+        if min_side is None:
+            branch = tf.constant(0)
+        else:
+            fits = [tf.reduce_min(size) >= ratio * min_side for ratio in JPEG_RATIOS]
+            branch = tf.reduce_sum(tf.cast(tf.stack(fits[1:]), tf.int32))
+        decoders = [
+            lambda ratio=ratio: tf.io.decode_jpeg(contents, channels=3, ratio=ratio)
+            for ratio in JPEG_RATIOS
+        ]
+        return tf.switch_case(branch, decoders), size
+
+    def other():
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return image, tf.shape(image)[:2]
+
+    return tf.cond(is_jpeg, jpeg, other)
+
+
+def resize_pair(image, mask, size, mode="stretch"):
+    """Resizes an image (antialiased) and its mask (nearest) to `size` x `size`.
+
+    Args:
+        image: `(h, w, 3)` image, possibly decoded at a reduced scale.
+        mask: `(H, W, 1)` class mask at the original scale.
+        size: output side.
+        mode: `"stretch"` (ignore the aspect ratio), `"crop"` (short side to
+            `size`, centre crop) or `"pad"` (long side to `size`, centre
+            padding: image 0, mask background). Defaults to `"stretch"`.
+
+    Returns:
+        uint8 image `(size, size, 3)` and uint8 mask `(size, size, 1)`.
+    """
+    if mode == "stretch":
+        target = tf.constant([size, size])
+    else:
+        original = tf.cast(tf.shape(mask)[:2], tf.float32)
+        side = tf.reduce_min(original) if mode == "crop" else tf.reduce_max(original)
+        target = tf.cast(tf.math.ceil(original * size / side), tf.int32)
+        target = tf.maximum(target, 1)
+    image = tf.image.resize(image, target, method="bilinear", antialias=True)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    mask = tf.image.resize(mask, target, method="nearest")
+    if mode == "stretch":
+        return image, mask
+    if mode == "crop":
+        return (
+            tf.image.resize_with_crop_or_pad(image, size, size),
+            tf.image.resize_with_crop_or_pad(mask, size, size),
+        )
+    top = (size - target[0]) // 2
+    left = (size - target[1]) // 2
+    paddings = [[top, size - target[0] - top], [left, size - target[1] - left], [0, 0]]
+    return (
+        tf.pad(image, paddings),
+        tf.pad(mask, paddings, constant_values=1),  # background
+    )
+
+
+def trimap_to_mask(trimap, binary=False):
+    """Trimap values 1 (pet), 2 (background), 3 (border) to classes 0, 1, 2.
+
+    With `binary=True`: 0 = pet and border, 1 = background.
+    """
+    mask = trimap - 1
+    if binary:
+        mask = tf.cast(tf.equal(mask, 1), mask.dtype)
+    return mask
+
+
+def preprocess(image, image_size, trimap, size, mode, binary, keep_original):
+    """Checks and resizes one decoded example; never raises on bad values."""
+    trimap = tf.ensure_shape(trimap, [None, None, 1])
+    same_size = tf.reduce_all(tf.equal(image_size, tf.shape(trimap)[:2]))
+    valid_values = tf.reduce_all((trimap >= 1) & (trimap <= 3))
+    status = tf.where(
+        same_size,
+        tf.where(valid_values, STATUS_OK, STATUS_BAD_TRIMAP_VALUES),
+        STATUS_SIZE_MISMATCH,
+    )
+    mask = trimap_to_mask(tf.clip_by_value(trimap, 1, 3), binary)
+    resized_image, resized_mask = resize_pair(image, mask, size, mode)
+    example = {"image": resized_image, "mask": resized_mask, "status": status}
+    if keep_original:
+        example["original_mask"] = mask
+    return example
+
+
+def inspect_pair(image_path, trimap_path):
+    """Checks one image/trimap pair eagerly; returns its problem or `None`.
+
+    The same decoders as the pipeline, run file by file: used by
+    `verify-data` and to name the file behind a failed pipeline run.
+    """
+    for kind, path in (("image", image_path), ("trimap", trimap_path)):
+        if not os.path.isfile(path):
+            return f"{kind} file {path!r} is missing"
+    try:
+        image, image_size = decode_image(tf.io.read_file(image_path))
+    except tf.errors.OpError as error:
+        return f"image {image_path!r} cannot be decoded ({_first_line(error)})"
+    try:
+        trimap = tf.io.decode_png(tf.io.read_file(trimap_path), channels=1)
+    except tf.errors.OpError as error:
+        return f"trimap {trimap_path!r} cannot be decoded ({_first_line(error)})"
+    status = int(
+        preprocess(image, image_size, trimap, 8, "stretch", False, False)["status"]
+    )
+    if status == STATUS_SIZE_MISMATCH:
+        return (
+            f"trimap {trimap_path!r} is {trimap.shape[1]}x{trimap.shape[0]} px but "
+            f"its image is {int(image_size[1])}x{int(image_size[0])} px"
+        )
+    if status == STATUS_BAD_TRIMAP_VALUES:
+        values = np.unique(trimap.numpy()).tolist()
+        return f"trimap {trimap_path!r} has values {values}; expected only 1, 2, 3"
+    return None
+
+
+def _first_line(error):
+    message = getattr(error, "message", str(error))
+    return message.strip().splitlines()[0][:200]
+
+
+def _records_dataset(records):
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "name": [r.name for r in records],
+            "image_path": [r.image_path for r in records],
+            "trimap_path": [r.trimap_path for r in records],
+            "breed_id": np.array([r.breed_id for r in records], np.int32),
+            "species": np.array([r.species for r in records], np.int32),
+        }
+    )
+
+
+def decode_and_preprocess(
+    image_bytes, trimap_bytes, size, mode="stretch", binary=False, keep_original=False
+):
+    """Graph function: encoded image and trimap bytes to a checked example."""
+    image, image_size = decode_image(image_bytes, size)
+    trimap = tf.io.decode_png(trimap_bytes, channels=1)
+    return preprocess(image, image_size, trimap, size, mode, binary, keep_original)
+
+
+def load_examples(
+    records,
+    image_size=128,
+    *,
+    resize_mode="stretch",
+    binary=False,
+    keep_original_mask=False,
+    skip_bad=False,
+    cache_dir=None,
+):
+    """Decodes, checks and resizes image/trimap files into `Examples`.
+
+    Args:
+        records: `Record`s (see `OxfordPetFolder.splits`).
+        image_size: output side in pixels. Defaults to `128`.
+        resize_mode: `"stretch"`, `"crop"` or `"pad"` (see `resize_pair`).
+            Defaults to `"stretch"`.
+        binary: pet and border vs background. Defaults to `False`.
+        keep_original_mask: also keep each mask at its original resolution.
+            Defaults to `False`.
+        skip_bad: leave broken examples out (listed in `Examples.skipped`)
+            instead of raising. Defaults to `False`.
+        cache_dir: folder for an `.npz` cache of the result, keyed by the
+            files and settings; `None` keeps it in memory only. Defaults to
+            `None`.
+
+    Returns:
+        `Examples`.
+
+    Raises:
+        DataError: naming every broken file, unless `skip_bad`.
+        ValueError: for an empty split or a bad setting.
+    """
+    check_resize_mode(resize_mode)
+    if not records:
+        raise ValueError(
+            "The split is empty: no image/trimap pairs to load. Check the data "
+            "folder and its split lists."
+        )
+    cache_path = _cache_path(cache_dir, records, (image_size, resize_mode, binary))
+    if cache_path and os.path.isfile(cache_path) and not keep_original_mask:
+        return load_npz(cache_path)
+
+    def load(record):
+        example = decode_and_preprocess(
+            tf.io.read_file(record["image_path"]),
+            tf.io.read_file(record["trimap_path"]),
+            image_size,
+            resize_mode,
+            binary,
+            keep_original_mask,
+        )
+        example.update(
+            {key: record[key] for key in ("name", "breed_id", "species", "trimap_path")}
+        )
+        return example
+
+    try:
+        examples = collect(_records_dataset(records).map(load, AUTOTUNE), skip_bad)
+    except tf.errors.OpError as error:
+        # A decoder rejected a file: check the files one by one to name it.
+        problems = {
+            record.name: problem
+            for record in records
+            if (problem := inspect_pair(record.image_path, record.trimap_path))
+        }
+        if not problems:
+            raise
+        if not skip_bad:
+            raise DataError(problems) from error
+        kept = [record for record in records if record.name not in problems]
+        examples = load_examples(
+            kept,
+            image_size,
+            resize_mode=resize_mode,
+            binary=binary,
+            keep_original_mask=keep_original_mask,
+            skip_bad=True,
+        )
+        examples.skipped.update(problems)
+    if cache_path and not examples.skipped:
+        export_npz(examples, cache_path)
+    return examples
+
+
+def check_resize_mode(resize_mode):
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(
+            f"`resize_mode` must be one of {list(RESIZE_MODES)}; received "
+            f"{resize_mode!r}."
+        )
+
+
+def collect(dataset, skip_bad=False):
+    """Runs a decoding dataset once into `Examples`.
+
+    Elements are `preprocess` dicts with `name`, `breed_id` and `species`
+    (and `trimap_path` where known). Examples whose status is not OK are left
+    out and listed in `Examples.skipped`.
+
+    Raises:
+        DataError: if any example is broken and not `skip_bad`, or none is
+            left.
+    """
+    columns = {key: [] for key in ("image", "mask", "name", "breed_id", "species")}
+    originals, skipped = [], {}
+    for example in dataset.prefetch(AUTOTUNE).as_numpy_iterator():
+        name = example["name"].decode()
+        if example["status"] != STATUS_OK:
+            where = example.get("trimap_path", b"").decode()
+            problem = STATUS_MESSAGES[int(example["status"])]
+            skipped[name] = f"{problem} ({where})" if where else problem
+            continue
+        for key, column in columns.items():
+            column.append(name if key == "name" else example[key])
+        if "original_mask" in example:
+            originals.append(example["original_mask"])
+    if skipped and not skip_bad:
+        raise DataError(skipped)
+    if not columns["name"]:
+        raise DataError(skipped, "No example of the split could be loaded.")
+    return Examples(
+        images=np.stack(columns["image"]),
+        masks=np.stack(columns["mask"]),
+        names=np.array(columns["name"]),
+        breed_ids=np.array(columns["breed_id"], np.int32),
+        species=np.array(columns["species"], np.int32),
+        original_masks=originals or None,
+        skipped=skipped,
+    )
+
+
+def _cache_path(cache_dir, records, settings):
+    if cache_dir is None:
+        return None
+    key = json.dumps(
+        [
+            settings,
+            [
+                (r.name, r.image_path, r.trimap_path, os.path.getmtime(r.image_path))
+                for r in records
+                if os.path.isfile(r.image_path)
+            ],
+        ]
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return os.path.join(os.fspath(cache_dir), f"examples_{digest}.npz")
+
+
+def make_dataset(
+    examples,
+    batch_size=16,
+    *,
+    training=False,
+    augmentation=None,
+    seed=0,
+    drop_remainder=None,
+    deterministic=True,
+):
+    """Serves `Examples` as batches of `(images, masks)` for `model.fit`.
+
+    Images come out as float32 in 0..255 (models normalise inside), masks
+    as uint8 `(batch, H, W, 1)`.
+
+    Args:
+        examples: `Examples` from `load_examples`, `load_oxford_pet` or
+            `load_npz`.
+        batch_size: examples per batch. Defaults to `16`.
+        training: shuffle (reshuffled every epoch, seeded) and augment.
+            Defaults to `False`.
+        augmentation: an `Augmentation`, or `None` for no augmentation.
+            Applied only when `training`. Defaults to `None`.
+        seed: seed of the shuffle and the augmentation draws; the same seed
+            gives the same batches. Defaults to `0`.
+        drop_remainder: drop a last smaller batch. Defaults to `training`.
+        deterministic: keep the order of parallel work fixed. Defaults to
+            `True`.
+
+    Returns:
+        A `tf.data.Dataset`.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices((examples.images, examples.masks))
+    if training:
+        dataset = dataset.shuffle(
+            len(examples), seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = dataset.batch(
+        batch_size,
+        drop_remainder=training if drop_remainder is None else drop_remainder,
+    )
+    if training and augmentation is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip(dataset, seeds.batch(2))
+        dataset = dataset.map(
+            lambda batch, batch_seed: augmentation(*batch, batch_seed),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
+    else:
+        dataset = dataset.map(
+            lambda images, masks: (tf.cast(images, tf.float32), masks)
+        )
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options).prefetch(AUTOTUNE)
