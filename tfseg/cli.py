@@ -81,6 +81,99 @@ def export_data(args):
             print(f"  skipped {name}: {problem}")
 
 
+def load_run(run_dir):
+    """The configuration and trained model of a run folder."""
+    import keras  # noqa: PLC0415
+
+    from tfseg import training  # noqa: PLC0415
+
+    saved = training.read_json(os.path.join(run_dir, "config.json"))
+    model_path = os.path.join(run_dir, "model.keras")
+    if saved is None or not os.path.isfile(model_path):
+        raise ValueError(
+            f"{run_dir!r} is not a finished run folder: it needs config.json and "
+            "model.keras (written when train_pet.py finishes; resume an "
+            "unfinished run with --resume)."
+        )
+    config = training.TrainConfig(**saved["config"])
+    return config, keras.models.load_model(model_path)
+
+
+def evaluate_run(args):
+    from tfseg import evaluate  # noqa: PLC0415
+    from tfseg import training  # noqa: PLC0415
+
+    config, model = load_run(args.run_dir)
+    if args.data_dir:
+        config.data_dir, config.synthetic = args.data_dir, 0
+    splits = training.load_data(config, args.run_dir)
+    report = evaluate.evaluate_model(model, splits["test"], config.batch_size)
+    evaluate.write_report(report, args.run_dir)
+    print(evaluate.format_report(report))
+
+
+def predict_images(args):
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    from tfseg import visualize  # noqa: PLC0415
+
+    _, model = load_run(args.run_dir)
+    height, width = model.input_shape[1:3]
+    os.makedirs(args.out, exist_ok=True)
+    for path in args.images:
+        try:
+            image = Image.open(path).convert("RGB")
+        except (OSError, ValueError) as error:
+            raise ValueError(f"Cannot read image {path!r}: {error}") from error
+        original = np.asarray(image)
+        resized = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32)
+        logits = model(resized[None], training=False)
+        logits = keras.ops.image.resize(
+            logits, original.shape[:2], interpolation="bilinear"
+        )
+        mask = keras.ops.convert_to_numpy(logits)[0].argmax(-1).astype(np.uint8)
+        stem = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0])
+        Image.fromarray(mask).save(f"{stem}_mask.png")
+        Image.fromarray(visualize.overlay(original, mask)).save(f"{stem}_overlay.png")
+        print(f"{path} -> {stem}_mask.png (class ids), {stem}_overlay.png")
+
+
+EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
+
+
+def export_model(args):
+    _, model = load_run(args.run_dir)
+    suffix = {
+        "savedmodel": "savedmodel",
+        "tflite": "model.tflite",
+        "onnx": "model.onnx",
+    }
+    out = args.out or os.path.join(args.run_dir, suffix[args.format])
+    if args.format == "onnx":
+        try:
+            model.export(out, format="onnx")
+        except ImportError as error:
+            raise ValueError(
+                f"ONNX export needs extra packages ({error}); install them with "
+                "`pip install onnx tf2onnx` (TensorFlow backend) and retry."
+            ) from error
+    elif args.format == "savedmodel":
+        model.export(out, format="tf_saved_model")
+    else:
+        import tempfile  # noqa: PLC0415
+
+        import tensorflow as tf  # noqa: PLC0415 - the TFLite converter
+
+        with tempfile.TemporaryDirectory() as saved_model:
+            model.export(saved_model, format="tf_saved_model")
+            converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+            with open(out, "wb") as file:
+                file.write(converter.convert())
+    print(f"exported {args.format} to {out}")
+
+
 def _split_path(path, split):
     stem, extension = os.path.splitext(path)
     return f"{stem}_{split}{extension or '.npz'}"
@@ -115,7 +208,30 @@ def build_parser():
     export.add_argument(
         "--out", required=True, help="output .npz (one per split: FILE_SPLIT.npz)"
     )
+    evaluate = commands.add_parser(
+        "evaluate", help="score a run's model on the test split"
+    )
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument(
+        "--data-dir", help="score on this folder's test split instead"
+    )
+    predict = commands.add_parser("predict", help="segment your own images")
+    predict.add_argument("run_dir")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--out", required=True, help="folder for masks and overlays")
+    export_parser = commands.add_parser("export", help="export a run's model")
+    export_parser.add_argument("run_dir")
+    export_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    export_parser.add_argument("--out", help="output path (default: in the run folder)")
     return parser
+
+
+COMMANDS = {
+    "export-data": export_data,
+    "evaluate": evaluate_run,
+    "predict": predict_images,
+    "export": export_model,
+}
 
 
 def main(argv=None):
@@ -123,7 +239,7 @@ def main(argv=None):
     try:
         if args.command == "verify-data":
             return 1 if verify_data(args.directory) else 0
-        export_data(args)
+        COMMANDS[args.command](args)
         return 0
     except (ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -389,6 +389,7 @@ def make_dataset(
     seed=0,
     drop_remainder=None,
     deterministic=True,
+    class_weights=None,
 ):
     """Serves `Examples` as batches of `(images, masks)` for `model.fit`.
 
@@ -408,6 +409,9 @@ def make_dataset(
         drop_remainder: drop a last smaller batch. Defaults to `training`.
         deterministic: keep the order of parallel work fixed. Defaults to
             `True`.
+        class_weights: one weight per class; batches then carry a third
+            element, per-pixel `sample_weight`s (Keras's `class_weight` does
+            not apply to masks). Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset`.
@@ -432,6 +436,15 @@ def make_dataset(
     else:
         dataset = dataset.map(
             lambda images, masks: (tf.cast(images, tf.float32), masks)
+        )
+    if class_weights is not None:
+        weights = tf.constant(class_weights, tf.float32)
+        dataset = dataset.map(
+            lambda images, masks: (
+                images,
+                masks,
+                tf.gather(weights, tf.cast(masks[..., 0], tf.int32)),
+            )
         )
     options = tf.data.Options()
     options.deterministic = deterministic

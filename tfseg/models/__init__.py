@@ -40,6 +40,16 @@ def model_arguments(name):
     return [arg for arg in inspect.signature(builder).parameters if arg not in fixed]
 
 
+def model_defaults(name):
+    """Returns the default value of each argument of `create_model(name, ...)`."""
+    builder, fixed = _registry_entry(name)
+    return {
+        arg: parameter.default
+        for arg, parameter in inspect.signature(builder).parameters.items()
+        if arg not in fixed
+    }
+
+
 def create_model(name, /, **kwargs):
     """Builds a registered model by name.
 
@@ -90,6 +100,7 @@ __all__ = [
     "list_encoders",
     "list_models",
     "model_arguments",
+    "model_defaults",
     "predict_tiled",
     "valid_unet_output_size",
     "valid_unet_sizes",

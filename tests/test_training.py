@@ -1,0 +1,337 @@
+"""train_pet.py end to end: run folders, reports, resume after a kill, devices."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import train_pet
+from tests.conftest import PROJECT_ROOT
+from tests.models.test_models import SMALL
+from tfseg import training
+from tfseg.cli import main as cli_main
+from tfseg.models import list_models
+
+PNG_MAGIC = b"\x89PNG"
+
+
+def small_model_flags(name):
+    flags = ["--model", name, "--encoder-weights", "none"]
+    if name.startswith("fcn"):  # the training path, not VGG16, is under test
+        flags += ["--encoder", "mobilenet_v2", "--alpha", "0.35"]
+    for key, value in SMALL[name].items():
+        if key == "alpha":
+            flags += ["--alpha", str(value)]
+        else:
+            flags += ["--model-arg", f"{key}={json.dumps(value)}"]
+    return flags
+
+
+def run_main(tmp_path, *flags):
+    return train_pet.main(
+        [
+            "--synthetic",
+            "20",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--output-dir",
+            str(tmp_path),
+            *flags,
+        ]
+    )
+
+
+def history_rows(run_dir):
+    with open(os.path.join(run_dir, "history.csv")) as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_trains_end_to_end(tmp_path, name):
+    epochs = 2 if name == "unet" else 1  # one model shows the epochs add up
+    run_dir = run_main(tmp_path, *small_model_flags(name), "--epochs", str(epochs))
+    files = set(os.listdir(run_dir))
+    assert {
+        "config.json",
+        "state.json",
+        "history.csv",
+        "last.keras",
+        "best.keras",
+        "model.keras",
+        "metrics.json",
+        "metrics.md",
+        "predictions.png",
+        "curves.png",
+    } <= files
+    saved = training.read_json(os.path.join(run_dir, "config.json"))
+    assert saved["config"]["model"] == name
+    assert saved["precision"] == "float32"  # CPU
+    assert saved["versions"]["keras"] == keras.__version__
+    assert [int(row["epoch"]) for row in history_rows(run_dir)] == list(range(epochs))
+    report = training.read_json(os.path.join(run_dir, "metrics.json"))
+    assert report["images"] == saved["examples"]["test"] > 0
+    for resolution in ("training_resolution", "original_resolution"):
+        scores = report[resolution]
+        assert 0 <= scores["mean_iou"] <= 1 and len(scores["iou"]) == 3
+    for picture in ("predictions.png", "curves.png"):
+        with open(os.path.join(run_dir, picture), "rb") as file:
+            assert file.read(4) == PNG_MAGIC
+
+
+def test_saved_model_reloads_without_tfseg(tmp_path):
+    run_dir = run_main(
+        tmp_path, *small_model_flags("unet"), "--epochs", "1", "--loss", "ce+dice"
+    )
+    code = textwrap.dedent(
+        f"""
+        import sys, keras, numpy as np
+        model = keras.models.load_model({os.path.join(run_dir, "model.keras")!r})
+        assert not [name for name in sys.modules if name.startswith("tfseg")]
+        print(model(np.zeros((1, 32, 32, 3), "float32")).shape)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(1, 32, 32, 3)" in result.stdout
+
+
+def test_evaluate_predict_and_export_commands(tmp_path, capsys):
+    run_dir = run_main(tmp_path / "runs", *small_model_flags("unet"), "--epochs", "1")
+    before = training.read_json(os.path.join(run_dir, "metrics.json"))
+    os.remove(os.path.join(run_dir, "metrics.json"))
+    assert cli_main(["evaluate", run_dir]) == 0
+    after = training.read_json(os.path.join(run_dir, "metrics.json"))
+    assert after["training_resolution"] == pytest.approx(before["training_resolution"])
+    assert "| training resolution |" in capsys.readouterr().out
+
+    from PIL import Image
+
+    photo = tmp_path / "my_cat.png"
+    Image.fromarray(np.full((50, 70, 3), 128, np.uint8)).save(photo)
+    assert (
+        cli_main(["predict", run_dir, str(photo), "--out", str(tmp_path / "out")]) == 0
+    )
+    mask = np.asarray(Image.open(tmp_path / "out" / "my_cat_mask.png"))
+    assert mask.shape == (50, 70) and set(np.unique(mask)) <= {0, 1, 2}
+    assert (tmp_path / "out" / "my_cat_overlay.png").is_file()
+
+    assert cli_main(["export", run_dir, "--format", "savedmodel"]) == 0
+    assert os.path.isfile(os.path.join(run_dir, "savedmodel", "saved_model.pb"))
+    assert cli_main(["predict", run_dir, str(tmp_path / "nope.png"), "--out", "x"]) == 2
+
+
+def test_short_real_run_beats_the_all_background_predictor(shared_data, tmp_path):
+    weights = (
+        shared_data
+        / "keras_weights"
+        / ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5")
+    )
+    run_dir = train_pet.main(
+        [
+            "--model",
+            "mobilenet_unet",
+            "--alpha",
+            "0.35",
+            "--encoder-weights",
+            str(weights),
+            "--data-dir",
+            str(shared_data / "oxford_iiit_pet"),
+            "--image-size",
+            "64",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--learning-rate",
+            "2e-3",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
+    report = training.read_json(os.path.join(run_dir, "metrics.json"))
+    scores = report["training_resolution"]
+    # Predicting background everywhere scores IoU = background share for
+    # background and 0 for pet and border.
+    from tfseg import data
+
+    test = data.load_oxford_pet(shared_data / "oxford_iiit_pet", 64, splits=["test"])[
+        "test"
+    ]
+    all_background = float((test.masks == 1).mean()) / 3
+    assert report["images"] == len(test) == 163
+    assert scores["mean_iou"] > all_background + 0.15, (scores, all_background)
+
+
+@pytest.mark.parametrize(
+    "devices, expected",
+    [
+        ([{"kind": "CPU", "compute_capability": None}], "float32"),
+        ([{"kind": "GPU", "compute_capability": (9, 0)}], "mixed_bfloat16"),
+        ([{"kind": "GPU", "compute_capability": (8, 0)}] * 2, "mixed_bfloat16"),
+        ([{"kind": "GPU", "compute_capability": (7, 5)}], "mixed_float16"),
+        (
+            [
+                {"kind": "GPU", "compute_capability": (8, 6)},
+                {"kind": "GPU", "compute_capability": (7, 0)},
+            ],
+            "mixed_float16",
+        ),
+        ([{"kind": "GPU", "compute_capability": (6, 1)}], "float32"),
+        ([{"kind": "TPU", "compute_capability": None}], "mixed_bfloat16"),
+    ],
+)
+def test_automatic_precision_follows_the_devices(devices, expected):
+    assert training.choose_precision("auto", devices) == expected
+    assert training.choose_precision("float32", devices) == "float32"
+
+
+def test_mixed_float16_training_scales_the_loss(tmp_path):
+    run_dir = run_main(
+        tmp_path,
+        *small_model_flags("unet"),
+        "--epochs",
+        "1",
+        "--precision",
+        "mixed_float16",
+        "--loss",
+        "dice",
+    )
+    saved = training.read_json(os.path.join(run_dir, "config.json"))
+    assert saved["precision"] == "mixed_float16"
+    model = keras.models.load_model(os.path.join(run_dir, "last.keras"))
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    assert np.isfinite(float(history_rows(run_dir)[0]["loss"]))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--class-weights", "1", "2"], "--class-weights needs 3 values"),
+        (
+            ["--loss", "dice", "--class-weights", "1", "2", "3"],
+            "Dice is class-balanced",
+        ),
+        (["--model", "pix2pix", "--alpha", "0.5"], "does not take \\['alpha'\\]"),
+        (["--resume", "/no/such/run"], "Cannot resume from '/no/such/run'"),
+        (["--model", "unet", "--image-size", "100"], "Nearest valid sizes: 96 or 112"),
+    ],
+)
+def test_bad_settings_stop_with_a_clear_message(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path, "--model", "unet", "--model-arg", "base_filters=4", *flags)
+    assert stop.value.code == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_class_weights_reach_the_loss_as_sample_weights(tmp_path):
+    run_dir = run_main(
+        tmp_path,
+        *small_model_flags("unet"),
+        "--epochs",
+        "1",
+        "--class-weights",
+        "1",
+        "1",
+        "5",
+    )
+    assert float(history_rows(run_dir)[0]["loss"]) > 0
+
+
+def launch(tmp_path, *flags):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "train_pet.py",
+            "--synthetic",
+            "24",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "2",
+            "--output-dir",
+            str(tmp_path),
+            *flags,
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_resume_after_sigkill_accounts_for_every_epoch(tmp_path):
+    flags = [*small_model_flags("unet"), "--epochs", "6", "--run-name", "killed"]
+    run_dir = tmp_path / "killed"
+    process = launch(tmp_path, *flags)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        state = training.read_json(run_dir / "state.json", {"epochs_done": 0})
+        if state["epochs_done"] >= 2:
+            break
+        if process.poll() is not None:
+            pytest.fail(f"training ended early: {process.stdout.read()[-2000:]}")
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = training.read_json(run_dir / "state.json")["epochs_done"]
+    assert 2 <= killed_at < 6
+    # The checkpoint on disk is whole: it loads.
+    keras.models.load_model(run_dir / "last.keras")
+
+    resumed = launch(tmp_path, "--resume", str(run_dir))
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output[-3000:]
+    assert [int(row["epoch"]) for row in history_rows(run_dir)] == list(range(6))
+    assert training.read_json(run_dir / "state.json")["epochs_done"] == 6
+    assert f"Epoch {killed_at + 1}/6" in output and "Epoch 1/6" not in output
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import train_pet
+        run_dir = train_pet.main([
+            "--synthetic", "16", "--image-size", "32", "--batch-size", "4",
+            "--epochs", "1", "--strategy", "mirrored", "--model", "unet",
+            "--model-arg", "base_filters=4", "--output-dir", {str(tmp_path)!r}])
+        print("RUN", run_dir)
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = result.stdout.split("RUN ")[-1].strip()
+    saved = training.read_json(os.path.join(run_dir, "config.json"))
+    assert saved["strategy"] == "MirroredStrategy"
+    assert "num_replicas_in_sync" not in result.stderr  # no errors about replicas
+    assert len(history_rows(run_dir)) == 1
