@@ -93,6 +93,7 @@ def parse_args(argv=None):
     add("--skip-bad", action="store_true", help="skip broken files and report them")
     add("--cache-dir", help="keep decoded splits here as .npz")
     add("--early-stopping", type=int, default=0, metavar="PATIENCE")
+    add("--time-budget", type=float, metavar="MIN", help="stop after MIN minutes")
     add("--seed", type=int, default=defaults.seed)
     add("--output-dir", default=defaults.output_dir)
     add("--run-name", help="run folder name (default: <time>_<model>)")

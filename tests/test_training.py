@@ -25,8 +25,6 @@ PNG_MAGIC = b"\x89PNG"
 
 def small_model_flags(name):
     flags = ["--model", name, "--encoder-weights", "none"]
-    if name.startswith("fcn"):  # the training path, not VGG16, is under test
-        flags += ["--encoder", "mobilenet_v2", "--alpha", "0.35"]
     for key, value in SMALL[name].items():
         if key == "alpha":
             flags += ["--alpha", str(value)]
@@ -290,7 +288,7 @@ def test_resume_after_sigkill_accounts_for_every_epoch(tmp_path):
             pytest.fail(f"training ended early: {process.stdout.read()[-2000:]}")
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.communicate()
     killed_at = training.read_json(run_dir / "state.json")["epochs_done"]
     assert 2 <= killed_at < 6
     # The checkpoint on disk is whole: it loads.
@@ -335,3 +333,32 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert saved["strategy"] == "MirroredStrategy"
     assert "num_replicas_in_sync" not in result.stderr  # no errors about replicas
     assert len(history_rows(run_dir)) == 1
+
+
+@pytest.mark.backend_agnostic
+def test_training_path_runs_under_the_current_backend(tmp_path):
+    # CI runs this again with KERAS_BACKEND=jax, the GPU machines' backend.
+    run_dir = run_main(tmp_path, *small_model_flags("unet"), "--epochs", "1")
+    saved = training.read_json(os.path.join(run_dir, "config.json"))
+    assert saved["versions"]["backend"] == keras.backend.backend()
+    assert len(history_rows(run_dir)) == 1
+    assert os.path.isfile(os.path.join(run_dir, "metrics.json"))
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+    run_dir = tmp_path / "stopped"
+    process = launch(
+        tmp_path, *small_model_flags("unet"), "--epochs", "50", "--run-name", "stopped"
+    )
+    deadline = time.time() + 240
+    while (
+        training.read_json(run_dir / "state.json", {"epochs_done": 0})["epochs_done"]
+        < 1
+    ):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-2000:]
+    assert "continue with:" in output and f"--resume {run_dir}" in output
+    keras.models.load_model(run_dir / "interrupted.keras")

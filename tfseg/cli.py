@@ -223,10 +223,22 @@ def build_parser():
     export_parser.add_argument("run_dir")
     export_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     export_parser.add_argument("--out", help="output path (default: in the run folder)")
+    from tfseg import compare  # noqa: PLC0415 - Keras only when used
+
+    compare.add_arguments(
+        commands.add_parser("compare", help="train and compare several models")
+    )
     return parser
 
 
+def compare_models(args):
+    from tfseg import compare  # noqa: PLC0415
+
+    compare.compare(args)
+
+
 COMMANDS = {
+    "compare": compare_models,
     "export-data": export_data,
     "evaluate": evaluate_run,
     "predict": predict_images,

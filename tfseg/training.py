@@ -19,6 +19,7 @@ the same learning-rate schedule (the optimizer's step count is saved).
 """
 
 import contextlib
+import csv
 import dataclasses
 import datetime
 import importlib.util
@@ -28,6 +29,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -77,6 +79,7 @@ class TrainConfig:
     skip_bad: bool = False
     cache_dir: str = None
     early_stopping: int = 0
+    time_budget: float = None
     seed: int = 0
     output_dir: str = "runs"
     run_name: str = None
@@ -285,6 +288,37 @@ class RunCheckpoint(keras.callbacks.Callback):
             )
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to the logs (so to history.csv); stops the run
+    once `budget_minutes` of training have passed, at an epoch's end."""
+
+    def __init__(self, budget_minutes=None):
+        super().__init__()
+        self.budget = budget_minutes * 60 if budget_minutes else None
+        self.spent = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.start
+        self.spent += seconds
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+        if self.budget and self.spent >= self.budget:
+            print(
+                f"time budget of {self.budget / 60:g} min reached after "
+                f"epoch {epoch + 1}"
+            )
+            self.model.stop_training = True
+
+
+def read_history(run_dir):
+    """The rows of a run's history.csv, as dicts of strings."""
+    with open(os.path.join(run_dir, "history.csv"), newline="") as file:
+        return list(csv.DictReader(file))
+
+
 def trim_history(path, epochs_done):
     """Keeps the header and the first `epochs_done` rows of a CSV log."""
     if not os.path.isfile(path):
@@ -322,7 +356,7 @@ def load_data(config, run_dir):
     )
 
 
-def make_datasets(config, splits):
+def make_datasets(config, splits, replicas=1):
     from tfseg import data  # noqa: PLC0415 - the pipeline uses TensorFlow
 
     augmentation = data.Augmentation() if config.augment else None
@@ -334,11 +368,16 @@ def make_datasets(config, splits):
         seed=config.seed,
         class_weights=config.class_weights,
     )
-    val = (
-        data.make_dataset(splits["val"], config.batch_size)
-        if len(splits["val"])
-        else None
-    )
+    # Keras cannot split a smaller last batch unevenly over several replicas:
+    # with more than one, validation keeps whole batches only (the test
+    # report afterwards scores every image).
+    whole_batches = replicas > 1
+    enough = len(splits["val"]) >= (config.batch_size if whole_batches else 1)
+    val = None
+    if enough:
+        val = data.make_dataset(
+            splits["val"], config.batch_size, drop_remainder=whole_batches
+        )
     return train, val
 
 
@@ -348,6 +387,7 @@ def build_model(config):
     kwargs = {
         "input_shape": (config.image_size, config.image_size, 3),
         "num_classes": config.num_classes,
+        **config.model_args,
     }
     for key in ("encoder", "alpha"):
         if getattr(config, key) is not None:
@@ -452,7 +492,8 @@ def train(config):
     )
 
     splits = load_data(config, run_dir)
-    train_data, val_data = make_datasets(config, splits)
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+    train_data, val_data = make_datasets(config, splits, replicas)
     steps = max(len(splits["train"]) // config.batch_size, 1)
     state = read_json(os.path.join(run_dir, "state.json"), {"epochs_done": 0})
     atomic_write_text(
@@ -483,6 +524,7 @@ def train(config):
     history_path = os.path.join(run_dir, "history.csv")
     trim_history(history_path, state["epochs_done"])
     callbacks = [
+        EpochTimer(config.time_budget),  # first: its log entry reaches the CSV
         keras.callbacks.CSVLogger(history_path, append=state["epochs_done"] > 0),
         RunCheckpoint(run_dir, state, write=chief),
     ]

@@ -73,8 +73,8 @@ def save_curves(history_csv, path):
     for axis, metric in zip(axes, ("loss", "mean_iou")):
         for prefix, style in (("", "-"), ("val_", "--")):
             key = prefix + metric
-            if key in rows[0]:
-                values = [float(row[key]) for row in rows]
+            values = [_number(row.get(key)) for row in rows]
+            if np.isfinite(values).any():
                 axis.plot(
                     epochs, values, style, label="validation" if prefix else "train"
                 )
@@ -85,3 +85,11 @@ def save_curves(history_csv, path):
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+def _number(text):
+    """A CSV cell as a float; missing or "NA" cells (Keras CSVLogger) are nan."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -190,15 +190,7 @@ def crop_to_match(skip, target, name):
 
 def pix2pix_downsample(x, filters, *, norm, kernel_size=4, name):
     """Conv (stride 2) -> [norm] -> LeakyReLU(0.2): one pix2pix encoder block."""
-    x = layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=2,
-        padding="same",
-        kernel_initializer=keras.initializers.RandomNormal(0.0, PIX2PIX_INIT_STDDEV),
-        use_bias=norm == "instance",
-        name=f"{name}_conv",
-    )(x)
+    x = _pix2pix_conv(layers.Conv2D, x, filters, kernel_size, norm, f"{name}_conv")
     x = normalization(norm, name=f"{name}_norm")(x) if norm != "none" else x
     return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
@@ -208,19 +200,26 @@ def pix2pix_upsample(x, filters, *, norm="batch", dropout=0.0, kernel_size=4, na
 
     The TensorFlow segmentation tutorial uses this block with `kernel_size=3`.
     """
-    x = layers.Conv2DTranspose(
+    x = _pix2pix_conv(
+        layers.Conv2DTranspose, x, filters, kernel_size, norm, f"{name}_convtranspose"
+    )
+    x = normalization(norm, name=f"{name}_norm")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _pix2pix_conv(layer_class, x, filters, kernel_size, norm, name):
+    # Biases only where no batch norm follows (its offset does their job).
+    return layer_class(
         filters,
         kernel_size,
         strides=2,
         padding="same",
         kernel_initializer=keras.initializers.RandomNormal(0.0, PIX2PIX_INIT_STDDEV),
         use_bias=norm == "instance",
-        name=f"{name}_convtranspose",
+        name=name,
     )(x)
-    x = normalization(norm, name=f"{name}_norm")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
 
 
 def normalization(norm, name):

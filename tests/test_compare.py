@@ -1,0 +1,89 @@
+"""`python -m tfseg compare` on small models and synthetic data."""
+
+import csv
+import os
+
+import pytest
+
+from tfseg.cli import main as cli_main
+
+FLAGS = [
+    "--models", "unet,fcn8s,pix2pix", "--synthetic", "16", "--image-size", "64",
+    "--epochs", "1", "--batch-size", "4",
+    "--model-arg", "unet:base_filters=4",
+    "--model-arg", "fcn8s:fc_width=-1",  # deliberately broken
+    "--model-arg", "pix2pix:base_filters=4",
+    "--train-args", "--encoder-weights", "none",
+]  # fmt: skip
+
+
+def read_rows(output_dir):
+    with open(output_dir / "comparison.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("comparison")
+    code = cli_main(["compare", "--output-dir", str(output_dir), *FLAGS])
+    return code, output_dir
+
+
+def test_every_output_file_exists_and_parses(comparison):
+    code, output_dir = comparison
+    assert code == 0
+    rows = read_rows(output_dir)
+    assert [(row["model"], row["status"]) for row in rows] == [
+        ("unet", "ok"),
+        ("fcn8s", "failed"),
+        ("pix2pix", "ok"),
+    ]
+    markdown = (output_dir / "comparison.md").read_text()
+    assert markdown.count("\n| unet |") == 1 and "Failed:" in markdown
+    for picture in ("comparison.png", "predictions.png"):
+        assert (output_dir / picture).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rows_hold_size_speed_and_quality(comparison):
+    _, output_dir = comparison
+    for row in read_rows(output_dir):
+        if row["status"] != "ok":
+            continue
+        assert int(row["parameters"]) > 0 and float(row["gmacs"]) > 0
+        assert float(row["train_images_per_s"]) > 0
+        assert float(row["latency_ms_batch1"]) > 0
+        assert float(row["images_per_s_batch32"]) > 0
+        assert float(row["peak_memory_mib"]) > 100
+        assert 0 <= float(row["mean_iou"]) <= 1
+        assert row["backend"] and row["precision"] == "float32" and row["device"]
+
+
+def test_a_broken_model_is_recorded_with_its_error(comparison):
+    _, output_dir = comparison
+    failed = read_rows(output_dir)[1]
+    assert "`fc_width` must be a positive integer" in failed["error"]
+    assert os.path.isfile(output_dir / "runs" / "fcn8s.log")
+
+
+def test_resume_keeps_the_models_already_done(comparison, capsys):
+    code, output_dir = comparison
+    before = {row["model"]: row for row in read_rows(output_dir)}
+    assert (
+        cli_main(["compare", "--output-dir", str(output_dir), "--resume", *FLAGS]) == 0
+    )
+    output = capsys.readouterr().out
+    assert "unet: done before, kept" in output
+    assert "pix2pix: done before, kept" in output
+    assert "fcn8s: training" in output  # the failed one is tried again
+    after = {row["model"]: row for row in read_rows(output_dir)}
+    assert after["unet"]["mean_iou"] == before["unet"]["mean_iou"]
+
+
+def test_unknown_models_are_refused_before_any_training(tmp_path, capsys):
+    assert (
+        cli_main(
+            ["compare", "--models", "unet,segformer", "--output-dir", str(tmp_path)]
+        )
+        == 2
+    )
+    assert "Unknown model(s) ['segformer']" in capsys.readouterr().err
