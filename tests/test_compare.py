@@ -77,6 +77,7 @@ def test_resume_keeps_the_models_already_done(comparison, capsys):
     assert "fcn8s: training" in output  # the failed one is tried again
     after = {row["model"]: row for row in read_rows(output_dir)}
     assert after["unet"]["mean_iou"] == before["unet"]["mean_iou"]
+    assert after["unet"]["peak_memory_mib"] == before["unet"]["peak_memory_mib"]
 
 
 def test_unknown_models_are_refused_before_any_training(tmp_path, capsys):

@@ -286,13 +286,19 @@ def compare(args):
     os.makedirs(args.output_dir, exist_ok=True)
     run_root = os.path.join(args.output_dir, "runs")
     entries = plan(args.models, args.encoders)
+    previous = _previous_rows(args.output_dir) if args.resume else {}
     rows = []
     for index, entry in enumerate(entries, 1):
         run_dir = os.path.join(run_root, entry.label)
         finished = os.path.isfile(os.path.join(run_dir, "metrics.json"))
         if args.resume and finished:
             print(f"[{index}/{len(entries)}] {entry.label}: done before, kept")
-            rows.append(summarize(entry, run_dir, "ok", 0, 0, args.image_size))
+            # Peak memory and wall time were measured by the earlier run.
+            before = previous.get((entry.model, entry.encoder or "default"), {})
+            peak, wall = (
+                float(before.get(k) or 0) for k in ("peak_memory_mib", "wall_s")
+            )
+            rows.append(summarize(entry, run_dir, "ok", peak, wall, args.image_size))
             continue
         print(f"[{index}/{len(entries)}] {entry.label}: training ...", flush=True)
         os.makedirs(run_root, exist_ok=True)
@@ -336,6 +342,15 @@ def _test_split(args):
         output_dir=os.path.join(args.output_dir, "runs"),
     )
     return training.load_data(config, None)["test"]
+
+
+def _previous_rows(output_dir):
+    """Rows of an earlier comparison.csv, by (model, encoder)."""
+    path = os.path.join(output_dir, "comparison.csv")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline="") as file:
+        return {(row["model"], row["encoder"]): row for row in csv.DictReader(file)}
 
 
 def _last_error(log_path):

@@ -215,6 +215,8 @@ def test_empty_split_and_bad_settings_are_explained(synthetic_root):
         data.load_examples([])
     with pytest.raises(ValueError, match="`resize_mode` must be one of"):
         load_split(synthetic_root, resize_mode="squash")
+    with pytest.raises(ValueError, match="`resize_mode` must be one of"):
+        data.load_oxford_pet(synthetic_root, resize_mode="squash")
     with pytest.raises(ValueError, match="Unknown split"):
         data.load_oxford_pet(synthetic_root, splits=["training"])
 

@@ -66,6 +66,7 @@ def load_oxford_pet(
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown:
         raise ValueError(f"Unknown split(s) {unknown}; choose from {list(SPLITS)}.")
+    pipeline.check_resize_mode(resize_mode)  # the TFDS path resizes too
     if max_examples is not None and max_examples < 1:
         raise ValueError(f"`max_examples` must be positive; received {max_examples!r}.")
     options = dict(
