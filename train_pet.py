@@ -15,6 +15,10 @@ Recipes (each writes runs/<time>_<model>/; see the README for what is in it):
     # GPUs: mixed precision is automatic (bf16 on compute capability 8.0+)
     python train_pet.py --model unet --batch-size 64 --strategy mirrored
 
+    # No TensorFlow (a GPU box on the JAX backend): splits exported elsewhere
+    python -m tfseg export-data --data-dir DIR --image-size 128 --out pets.npz
+    KERAS_BACKEND=jax python train_pet.py --model unet --data-npz pets.npz
+
     # Continue a run that was stopped (Ctrl-C, crash, kill)
     python train_pet.py --resume runs/20261126-081500_mobilenet_unet
 
@@ -63,6 +67,12 @@ def parse_args(argv=None):
     )
     add("--alpha", type=float, help="MobileNetV2 width multiplier")
     add("--data-dir", help="local Oxford-IIIT Pet folder (official layout)")
+    add(
+        "--data-npz",
+        metavar="FILE",
+        help="splits from `python -m tfseg export-data --out FILE` "
+        "(needs no TensorFlow: the JAX backend on a GPU box)",
+    )
     add(
         "--synthetic",
         type=int,

@@ -8,12 +8,16 @@ Measured in one run, so the ratios hold on a noisy machine:
    `load_examples` against a plain per-image PIL loop and against a plain
    parallel tf.data map (full decode + antialiased resize).
 2. Cached epochs with augmentation, batch 32: tfseg's `make_dataset` against
-   a plain per-example augmentation map (flip, zoom crop, brightness).
+   a plain per-example augmentation map (flip, zoom crop, brightness), and
+   the TensorFlow-free `ArrayBatches` (augmenting in NumPy on worker
+   threads, or compiled with JAX when JAX is installed).
 3. Peak resident memory while loading, and while serving cached augmented
    epochs (after the first, which compiles), against the decoded arrays.
 """
 
 import argparse
+import concurrent.futures
+import importlib.util
 import os
 import threading
 import time
@@ -83,6 +87,15 @@ def plain_augmented_epoch(examples, batch_size, seed=0):
     dataset = dataset.map(lambda pair, s: augment(*pair, s), tf.data.AUTOTUNE)
     for _ in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
         pass
+
+
+def array_batches_epoch(batches):
+    """One epoch of `ArrayBatches`, read as Keras reads it (worker threads)."""
+    batches.on_epoch_begin()
+    with concurrent.futures.ThreadPoolExecutor(batches.workers) as pool:
+        served = list(pool.map(batches.__getitem__, range(batches.num_batches)))
+    for images, _ in served:
+        np.asarray(images)  # waits for JAX's asynchronous work
 
 
 class PeakMemory:
@@ -168,6 +181,22 @@ def main(argv=None):
             lambda: [None for _ in dataset], served, repeats
         ),
     }
+    ways = {"NumPy": False, "JAX": True}
+    if importlib.util.find_spec("jax") is None:
+        del ways["JAX"]
+    for way, on_device in ways.items():
+        batches = data.ArrayBatches(
+            examples,
+            args.batch_size,
+            training=True,
+            augmentation=data.Augmentation(),
+            on_device=on_device,
+        )
+        array_batches_epoch(batches)  # JAX compiles here
+        name = f"tfseg ArrayBatches, {way}, {batches.workers} thread(s)"
+        augmented[name] = best_rate(
+            lambda b=batches: array_batches_epoch(b), served, repeats
+        )
     print("\n| first epoch from raw files | images/s | vs PIL loop |")
     print("| --- | ---: | ---: |")
     for name, rate in rates.items():

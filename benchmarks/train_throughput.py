@@ -13,6 +13,11 @@ the others. Achieved TFLOP/s counts a training step as 3 forward passes
 `--tutorial` adds the TensorFlow tutorial's MobileNetV2 U-Net rebuilt
 plainly (Keras MobileNetV2 cut at its five taps, pix2pix upsample blocks),
 the reference the project's model must keep up with.
+
+To find what bounds a configuration, vary one thing in the same run:
+`--input-dtype uint8` sends a quarter of the bytes to the device (the
+models cast inside), `--steps-per-execution N` hands N steps to the backend
+per call (less Python between steps), `--batch-size` fills the matrix units.
 """
 
 import argparse
@@ -76,11 +81,16 @@ def batches(args):
         from tfseg.data.arrays import load_npz  # noqa: PLC0415 - NumPy only
 
         examples = load_npz(args.data)
+        if examples.images.shape[1] != args.image_size:
+            raise SystemExit(
+                f"{args.data} holds {examples.images.shape[1]} px images; pass "
+                f"--image-size {examples.images.shape[1]}."
+            )
         picks = np.arange(count) % len(examples)
-        return examples.images[picks].astype(np.float32), examples.masks[picks]
+        return examples.images[picks].astype(args.input_dtype), examples.masks[picks]
     rng = np.random.default_rng(0)
     size = args.image_size
-    images = rng.uniform(0, 255, (count, size, size, 3)).astype(np.float32)
+    images = rng.uniform(0, 255, (count, size, size, 3)).astype(args.input_dtype)
     masks = rng.integers(0, 3, (count, size, size, 1)).astype(np.uint8)
     return images, masks
 
@@ -105,6 +115,7 @@ def measure(name, precision, images, masks, args):
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=args.jit_compile,
+        steps_per_execution=args.steps_per_execution,
     )
     timer = EpochTimes()
     model.fit(
@@ -124,6 +135,8 @@ def measure(name, precision, images, masks, args):
         "model": name,
         "precision": precision,
         "batch_size": args.batch_size,
+        "input_dtype": args.input_dtype,
+        "steps_per_execution": args.steps_per_execution,
         "images_per_s": rate,
         "tflops": rate * 3 * 2 * macs / 1e12,
         "first_epoch_s": timer.times[0],
@@ -142,6 +155,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--data", help=".npz from `python -m tfseg export-data`")
+    parser.add_argument(
+        "--input-dtype",
+        default="float32",
+        choices=["float32", "uint8"],
+        help="dtype of the images fed to fit (uint8: 4x fewer bytes to move)",
+    )
+    parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument(
         "--tutorial",
         action="store_true",
@@ -164,7 +184,8 @@ def main(argv=None):
     print(
         f"backend={keras.backend.backend()} keras={keras.__version__} "
         f"size={args.image_size} batch={args.batch_size} "
-        f"data={args.data or 'synthetic'}",
+        f"data={args.data or 'synthetic'} inputs={args.input_dtype} "
+        f"steps_per_execution={args.steps_per_execution}",
         flush=True,
     )
     results = []

@@ -1,11 +1,16 @@
 """`python -m tfseg compare` on small models and synthetic data."""
 
+import argparse
 import csv
 import os
 
 import pytest
 
+from tfseg import compare
 from tfseg.cli import main as cli_main
+from tfseg.data import export_npz
+from tfseg.data import load_oxford_pet
+from tfseg.data import write_synthetic_pets
 
 FLAGS = [
     "--models", "unet,fcn8s,pix2pix", "--synthetic", "16", "--image-size", "64",
@@ -88,3 +93,20 @@ def test_unknown_models_are_refused_before_any_training(tmp_path, capsys):
         == 2
     )
     assert "Unknown model(s) ['segformer']" in capsys.readouterr().err
+
+
+def test_exported_splits_reach_every_training_and_the_picture(tmp_path):
+    write_synthetic_pets(tmp_path / "pets", 12, seed=1)
+    splits = load_oxford_pet(str(tmp_path / "pets"), 32)
+    for split, examples in splits.items():
+        export_npz(examples, tmp_path / f"pets_{split}.npz")
+    parser = argparse.ArgumentParser()
+    compare.add_arguments(parser)
+    args = parser.parse_args(
+        ["--models", "unet", "--image-size", "32", "--data-npz"]
+        + [str(tmp_path / "pets.npz")]
+    )
+    command = compare.train_command(compare.Entry("unet"), args, str(tmp_path))
+    assert command[command.index("--data-npz") + 1] == str(tmp_path / "pets.npz")
+    test = compare._test_split(args)
+    assert list(test.names) == list(splits["test"].names)

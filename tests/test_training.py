@@ -18,6 +18,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.models.test_models import SMALL
 from tfseg import training
 from tfseg.cli import main as cli_main
+from tfseg.data import write_synthetic_pets
 from tfseg.models import list_models
 
 PNG_MAGIC = b"\x89PNG"
@@ -228,6 +229,7 @@ def test_mixed_float16_training_scales_the_loss(tmp_path):
         (["--model", "pix2pix", "--alpha", "0.5"], "does not take \\['alpha'\\]"),
         (["--resume", "/no/such/run"], "Cannot resume from '/no/such/run'"),
         (["--model", "unet", "--image-size", "100"], "Nearest valid sizes: 96 or 112"),
+        (["--data-npz", "pets.npz"], "different sources; pass one of them"),
     ],
 )
 def test_bad_settings_stop_with_a_clear_message(tmp_path, capsys, flags, message):
@@ -362,3 +364,100 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     assert process.returncode == 130, output[-2000:]
     assert "continue with:" in output and f"--resume {run_dir}" in output
     keras.models.load_model(run_dir / "interrupted.keras")
+
+
+# --------------------------------------------------------------------------
+# Exported .npz splits: the path of machines without TensorFlow
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Synthetic pets exported at 32 px: the --out path of export-data."""
+    root = tmp_path_factory.mktemp("npz")
+    write_synthetic_pets(root / "pets", 24, seed=2)
+    out = root / "pets32.npz"
+    cli_main(
+        ["export-data", "--data-dir", str(root / "pets"), "--image-size", "32"]
+        + ["--out", str(out)]
+    )
+    return out
+
+
+def npz_main(tmp_path, exported, *flags):
+    return train_pet.main(
+        ["--data-npz", str(exported), "--image-size", "32", "--batch-size", "4"]
+        + ["--output-dir", str(tmp_path), *small_model_flags("unet"), *flags]
+    )
+
+
+def run_without_tensorflow(*args):
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "tests/without_tensorflow.py", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_training_from_npz_on_the_current_backend(tmp_path, exported):
+    run_dir = npz_main(
+        tmp_path, exported, "--epochs", "1", "--class-weights", "1", "1", "3"
+    )
+    saved = training.read_json(os.path.join(run_dir, "config.json"))
+    assert saved["examples"] == {"train": 8, "val": 4, "test": 12}
+    assert float(history_rows(run_dir)[0]["loss"]) > 0
+    assert "val_mean_iou" in history_rows(run_dir)[0]
+    report = training.read_json(os.path.join(run_dir, "metrics.json"))
+    assert report["images"] == 12 and "original_resolution" not in report
+
+
+def test_training_from_npz_runs_without_tensorflow_on_jax(tmp_path, exported):
+    result = run_without_tensorflow(
+        "train_pet.py",
+        *("--data-npz", str(exported), "--image-size", "32", "--batch-size", "4"),
+        *("--epochs", "2", "--output-dir", str(tmp_path), "--run-name", "jax"),
+        *small_model_flags("unet"),
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    saved = training.read_json(tmp_path / "jax" / "config.json")
+    assert saved["versions"]["backend"] == "jax"
+    assert "tensorflow" not in saved["versions"]
+    assert len(history_rows(tmp_path / "jax")) == 2
+    assert (tmp_path / "jax" / "metrics.json").is_file()
+    keras.models.load_model(tmp_path / "jax" / "model.keras")
+
+
+def test_reading_images_without_tensorflow_points_to_the_npz_path(tmp_path):
+    result = run_without_tensorflow(
+        "train_pet.py", "--synthetic", "8", "--output-dir", str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert "needs TensorFlow, which is not installed" in result.stderr
+    assert "--data-npz pets.npz" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--image-size", "64"], "holds 32x32 images but --image-size is 64"),
+        (["--binary"], "holds class 2, but a binary run"),
+        (["--cache-dir", "cache"], "drop --cache-dir"),
+    ],
+)
+def test_npz_problems_stop_with_a_clear_message(
+    tmp_path, capsys, exported, flags, message
+):
+    with pytest.raises(SystemExit) as stop:
+        npz_main(tmp_path, exported, *flags)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_npz_files_are_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        npz_main(tmp_path, tmp_path / "none.npz")
+    error = capsys.readouterr().err
+    assert "none_train.npz" in error and "none_test.npz" in error

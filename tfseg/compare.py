@@ -98,6 +98,8 @@ def train_command(entry, args, run_root):
         command += ["--encoder", entry.encoder]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
+    if args.data_npz:
+        command += ["--data-npz", args.data_npz]
     if args.synthetic:
         command += ["--synthetic", str(args.synthetic)]
     if args.max_examples:
@@ -335,6 +337,7 @@ def _test_split(args):
 
     config = training.TrainConfig(
         data_dir=args.data_dir,
+        data_npz=args.data_npz,
         synthetic=args.synthetic,
         image_size=args.image_size,
         seed=args.seed,
@@ -373,6 +376,11 @@ def add_arguments(parser):
         "--encoders", type=split, help="cross models that take an encoder with these"
     )
     parser.add_argument("--data-dir", help="local dataset folder; default: TFDS")
+    parser.add_argument(
+        "--data-npz",
+        metavar="FILE",
+        help="splits from `export-data --out FILE` (no TensorFlow needed)",
+    )
     parser.add_argument("--synthetic", type=int, default=0, metavar="N")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=10)

@@ -22,6 +22,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import functools
 import importlib.util
 import json
 import math
@@ -59,6 +60,7 @@ class TrainConfig:
     encoder: str = None
     alpha: float = None
     data_dir: str = None
+    data_npz: str = None
     synthetic: int = 0
     image_size: int = 128
     epochs: int = 20
@@ -103,6 +105,16 @@ class TrainConfig:
             (self.image_size >= 32, "--image-size must be at least 32"),
             (self.learning_rate > 0, "--learning-rate must be positive"),
             (0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
+            (
+                sum(map(bool, (self.data_dir, self.data_npz, self.synthetic))) <= 1,
+                "--data-dir, --data-npz and --synthetic are different sources; "
+                "pass one of them",
+            ),
+            (
+                not (self.data_npz and self.cache_dir),
+                "--cache-dir caches decoded images; --data-npz data is decoded "
+                "already, so drop --cache-dir",
+            ),
             (
                 self.class_weights is None
                 or len(self.class_weights) == self.num_classes,
@@ -334,8 +346,18 @@ def trim_history(path, epochs_done):
 
 def load_data(config, run_dir):
     """`{split: Examples}` from the configured source."""
+    if config.data_npz:
+        return load_npz_splits(config)
     from tfseg import data  # noqa: PLC0415 - the pipeline uses TensorFlow
 
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ValueError(
+            "Reading images needs TensorFlow, which is not installed here. "
+            "Install it (pip install tensorflow), or export the splits where "
+            "it is: `python -m tfseg export-data --data-dir DIR --image-size "
+            f"{config.image_size} --out pets.npz`, copy pets_*.npz here and "
+            "train with --data-npz pets.npz."
+        )
     data_dir = config.data_dir
     if config.synthetic:
         data_dir = os.path.join(
@@ -356,28 +378,83 @@ def load_data(config, run_dir):
     )
 
 
-def make_datasets(config, splits, replicas=1):
-    from tfseg import data  # noqa: PLC0415 - the pipeline uses TensorFlow
+def load_npz_splits(config):
+    """`{split: Examples}` from `export-data` files: no TensorFlow needed.
 
-    augmentation = data.Augmentation() if config.augment else None
-    train = data.make_dataset(
-        splits["train"],
-        config.batch_size,
-        training=True,
-        augmentation=augmentation,
-        seed=config.seed,
-        class_weights=config.class_weights,
-    )
+    `config.data_npz` is the `--out` path given to `export-data`; the splits
+    are next to it as `<stem>_train.npz`, `<stem>_val.npz` (optional) and
+    `<stem>_test.npz`.
+    """
+    from tfseg.data.arrays import load_npz  # noqa: PLC0415
+
+    stem, extension = os.path.splitext(config.data_npz)
+    paths = {
+        split: f"{stem}_{split}{extension or '.npz'}"
+        for split in ("train", "val", "test")
+    }
+    missing = [
+        paths[split] for split in ("train", "test") if not os.path.isfile(paths[split])
+    ]
+    if missing:
+        raise ValueError(
+            f"--data-npz {config.data_npz!r}: no {' or '.join(missing)}. Pass "
+            "the --out path given to `python -m tfseg export-data`, which "
+            "writes <stem>_train.npz, <stem>_val.npz and <stem>_test.npz."
+        )
+    splits = {}
+    for split, path in paths.items():
+        if split == "val" and not os.path.isfile(path):
+            continue
+        examples = load_npz(path)
+        size = examples.images.shape[1:3]
+        if tuple(size) != (config.image_size, config.image_size):
+            raise ValueError(
+                f"{path!r} holds {size[0]}x{size[1]} images but --image-size "
+                f"is {config.image_size}. Pass --image-size {size[0]}, or "
+                f"export again with --image-size {config.image_size}."
+            )
+        if len(examples) and examples.masks.max() >= config.num_classes:
+            raise ValueError(
+                f"{path!r} holds class {examples.masks.max()}, but a "
+                f"{'binary' if config.binary else '3-class'} run has classes "
+                f"0..{config.num_classes - 1}. Export with the same --binary "
+                "setting as the training."
+            )
+        if config.max_examples:
+            examples = examples.take(range(min(config.max_examples, len(examples))))
+        splits[split] = examples
+    return splits
+
+
+def make_datasets(config, splits, replicas=1, initial_epoch=0):
+    """Training and validation batches: tf.data, or NumPy for `--data-npz`."""
     # Keras cannot split a smaller last batch unevenly over several replicas:
     # with more than one, validation keeps whole batches only (the test
     # report afterwards scores every image).
     whole_batches = replicas > 1
-    enough = len(splits["val"]) >= (config.batch_size if whole_batches else 1)
+    val_examples = splits.get("val")
+    enough = val_examples is not None and len(val_examples) >= (
+        config.batch_size if whole_batches else 1
+    )
+    if config.data_npz:
+        from tfseg.data.batches import ArrayBatches  # noqa: PLC0415 - no TF
+
+        make = functools.partial(ArrayBatches, initial_epoch=initial_epoch)
+    else:
+        from tfseg.data.pipeline import make_dataset as make  # noqa: PLC0415 - TF
+    from tfseg.data.augment import Augmentation  # noqa: PLC0415
+
+    train = make(
+        splits["train"],
+        config.batch_size,
+        training=True,
+        augmentation=Augmentation() if config.augment else None,
+        seed=config.seed,
+        class_weights=config.class_weights,
+    )
     val = None
     if enough:
-        val = data.make_dataset(
-            splits["val"], config.batch_size, drop_remainder=whole_batches
-        )
+        val = make(val_examples, config.batch_size, drop_remainder=whole_batches)
     return train, val
 
 
@@ -453,9 +530,10 @@ def versions():
         "backend": keras.backend.backend(),
         "numpy": np.__version__,
     }
-    for module in ("tensorflow", "jax"):
-        if module in sys.modules:
-            found[module] = sys.modules[module].__version__
+    for name in ("tensorflow", "jax"):
+        module = sys.modules.get(name)  # None where imports of it are blocked
+        if module is not None:
+            found[name] = module.__version__
     return found
 
 
@@ -493,9 +571,11 @@ def train(config):
 
     splits = load_data(config, run_dir)
     replicas = strategy.num_replicas_in_sync if strategy else 1
-    train_data, val_data = make_datasets(config, splits, replicas)
-    steps = max(len(splits["train"]) // config.batch_size, 1)
     state = read_json(os.path.join(run_dir, "state.json"), {"epochs_done": 0})
+    train_data, val_data = make_datasets(
+        config, splits, replicas, initial_epoch=state["epochs_done"]
+    )
+    steps = max(len(splits["train"]) // config.batch_size, 1)
     atomic_write_text(
         os.path.join(run_dir, "config.json"),
         json.dumps(

@@ -1,8 +1,9 @@
 """Oxford-IIIT Pet data: sources, the tf.data pipeline, augmentation, export.
 
 This is the one part of tfseg that uses TensorFlow, and it imports it only
-when a TensorFlow-backed name is used: `load_npz`, `Examples` and the folder
-layout helpers work on a machine without TensorFlow.
+when a TensorFlow-backed name is used: `load_npz`, `Examples`,
+`ArrayBatches`, `Augmentation.on_arrays` and the folder layout helpers work
+on a machine without TensorFlow.
 
 Typical use::
 
@@ -11,6 +12,12 @@ Typical use::
     splits = data.load_oxford_pet("path/to/oxford_iiit_pet", image_size=128)
     train = data.make_dataset(
         splits["train"], batch_size=16, training=True,
+        augmentation=data.Augmentation(), seed=0,
+    )
+
+    # No TensorFlow: splits exported with `python -m tfseg export-data`
+    train = data.ArrayBatches(
+        data.load_npz("pets_train.npz"), batch_size=16, training=True,
         augmentation=data.Augmentation(), seed=0,
     )
 """
@@ -25,8 +32,10 @@ from tfseg.data.layout import OxfordPetFolder
 from tfseg.data.layout import Record
 from tfseg.data.synthetic import write_synthetic_pets
 
-# Names that need TensorFlow, imported on first use.
+# Imported on first use: most need TensorFlow; `ArrayBatches` needs Keras
+# (and `Augmentation` TensorFlow only when called on tensors).
 _LAZY = {
+    "ArrayBatches": "tfseg.data.batches",
     "Augmentation": "tfseg.data.augment",
     "DataError": "tfseg.data.pipeline",
     "inspect_pair": "tfseg.data.pipeline",

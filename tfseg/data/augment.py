@@ -4,15 +4,27 @@ One affine transform per image (horizontal flip, random scale with a
 random crop position, small rotation) gives one set of sampling points,
 at which the image is read bilinearly and the mask by nearest neighbour, so
 both move together; areas that come from outside the image are filled by
-reflection. Colour jitter (brightness,
-contrast, saturation) touches the images only. All draws are stateless,
-from one seed per batch, so a seed reproduces an epoch exactly.
+reflection. Colour jitter (brightness, contrast, saturation) touches the
+images only. All draws come from one seed per batch, so a seed reproduces
+an epoch exactly.
+
+The arithmetic is written once against a small table of array operations
+and runs two ways: `Augmentation.__call__` in TensorFlow, compiled with XLA
+inside the tf.data pipeline, and `Augmentation.on_arrays` in NumPy, for
+machines without TensorFlow (the `.npz` path). This module imports
+TensorFlow only when the TensorFlow way is used.
 """
 
 import dataclasses
+import functools
 import math
+import types
 
-import tensorflow as tf
+import numpy as np
+
+# Uniform draws per image: flip, zoom, angle, shift x, shift y, contrast,
+# saturation, brightness.
+DRAWS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +62,20 @@ class Augmentation:
                     f"`{name}` must be >= 0; received {getattr(self, name)!r}."
                 )
 
+    def amounts(self):
+        """The settings as the flat list of numbers `_augment` reads."""
+        return [
+            float(self.flip),
+            math.log(self.scale[0]),
+            math.log(self.scale[1]),
+            self.rotation * math.pi / 180.0,
+            self.brightness,
+            self.contrast,
+            self.saturation,
+        ]
+
     def __call__(self, images, masks, seed):
-        """Augments a batch.
+        """Augments a batch with TensorFlow (inside a tf.data pipeline).
 
         Args:
             images: uint8 or float `(batch, H, W, 3)`, values in 0..255.
@@ -61,63 +85,176 @@ class Augmentation:
         Returns:
             float32 images in 0..255 and masks of the input dtype.
         """
-        return _augment(
+        import tensorflow as tf  # noqa: PLC0415 - the tf.data way only
+
+        return _compiled_tf()(
             tf.cast(images, tf.float32),
             masks,
             tf.cast(seed, tf.int64),
-            tf.constant(self.flip),
-            tf.constant(self.scale, tf.float32),
-            tf.constant(
-                [self.rotation, self.brightness, self.contrast, self.saturation],
-                tf.float32,
-            ),
+            tf.constant(self.amounts(), tf.float32),
         )
 
+    def on_arrays(self, images, masks, seed, on_device=False):
+        """Augments a batch of NumPy arrays; needs no TensorFlow.
 
-# Compiled with XLA: the whole batch transform fuses into a few loops, about
-# 5x faster on CPU than TensorFlow's ImageProjectiveTransform op.
-@tf.function(jit_compile=True)
-def _augment(images, masks, seed, flip, scale, amounts):
-    rotation, brightness, contrast, saturation = tf.unstack(amounts)
-    seeds = tf.random.experimental.stateless_split(seed, 8)
-    batch = tf.shape(images)[0]
-    height = tf.cast(tf.shape(images)[1], tf.float32)
-    width = tf.cast(tf.shape(images)[2], tf.float32)
+        The same transforms as calling the object, drawn from NumPy's
+        generator (so the draws differ from the TensorFlow way's).
+
+        Args:
+            images: uint8 or float `(batch, H, W, 3)`, values in 0..255.
+            masks: integer `(batch, H, W, 1)`.
+            seed: anything `numpy.random.default_rng` takes.
+            on_device: run it with JAX, compiled, on JAX's default device
+                (the GPU, where there is one), and return JAX arrays. The
+                same seed gives the same result either way, to float
+                rounding. Defaults to `False` (NumPy on the CPU).
+
+        Returns:
+            float32 images in 0..255 and masks of the input dtype.
+        """
+        uniforms = np.random.default_rng(seed).random(
+            (DRAWS, len(images)), dtype=np.float32
+        )
+        amounts = np.float32(self.amounts())
+        if on_device:
+            return _compiled_jax()(
+                np.asarray(images), np.asarray(masks), uniforms, amounts
+            )
+        images = np.asarray(images, np.float32)
+        return _augment(NUMPY_OPS, images, np.asarray(masks), uniforms, amounts)
+
+
+def _array_ops(xp):
+    """The operations `_augment` and `warp` use, for NumPy or `jax.numpy`."""
+    return types.SimpleNamespace(
+        exp=xp.exp,
+        log=xp.log,
+        cos=xp.cos,
+        sin=xp.sin,
+        where=xp.where,
+        maximum=xp.maximum,
+        minimum=xp.minimum,
+        floor=xp.floor,
+        round=xp.round,
+        floormod=xp.mod,
+        stack=xp.stack,
+        reshape=xp.reshape,
+        clip=xp.clip,
+        shape=xp.shape,
+        gather=lambda values, indices: values[indices],
+        mean=lambda x, axis: x.mean(axis=axis, keepdims=True, dtype=xp.float32),
+        sum=lambda x, axis: x.sum(axis=axis, keepdims=True, dtype=xp.float32),
+        to_int=lambda x: x.astype(xp.int32),
+        to_float=lambda x: xp.asarray(x, xp.float32),
+        arange=xp.arange,
+        grid=lambda height, width: xp.meshgrid(
+            xp.arange(height, dtype=xp.float32),
+            xp.arange(width, dtype=xp.float32),
+            indexing="ij",
+        ),
+    )
+
+
+NUMPY_OPS = _array_ops(np)
+
+
+@functools.cache
+def _compiled_jax():
+    import jax  # noqa: PLC0415 - the JAX backend only
+
+    return jax.jit(functools.partial(_augment, _array_ops(jax.numpy)))
+
+
+def _tf_ops():
+    import tensorflow as tf  # noqa: PLC0415 - the tf.data way only
+
+    return types.SimpleNamespace(
+        exp=tf.exp,
+        log=tf.math.log,
+        cos=tf.cos,
+        sin=tf.sin,
+        where=tf.where,
+        maximum=tf.maximum,
+        minimum=tf.minimum,
+        floor=tf.floor,
+        round=tf.round,
+        floormod=tf.math.floormod,
+        stack=tf.stack,
+        reshape=tf.reshape,
+        clip=tf.clip_by_value,
+        shape=tf.shape,
+        gather=tf.gather,
+        mean=lambda x, axis: tf.reduce_mean(x, axis=axis, keepdims=True),
+        sum=lambda x, axis: tf.reduce_sum(x, axis=axis, keepdims=True),
+        to_int=lambda x: tf.cast(x, tf.int32),
+        to_float=lambda x: tf.cast(x, tf.float32),
+        arange=tf.range,
+        grid=lambda height, width: tf.meshgrid(
+            tf.range(tf.cast(height, tf.float32)),
+            tf.range(tf.cast(width, tf.float32)),
+            indexing="ij",
+        ),
+    )
+
+
+@functools.cache
+def _compiled_tf():
+    # Compiled with XLA: the whole batch transform fuses into a few loops,
+    # about 5x faster on CPU than TensorFlow's ImageProjectiveTransform op.
+    import tensorflow as tf  # noqa: PLC0415 - the tf.data way only
+
+    ops = _tf_ops()
+
+    @tf.function(jit_compile=True)
+    def augment(images, masks, seed, amounts):
+        uniforms = tf.random.stateless_uniform([DRAWS, tf.shape(images)[0]], seed)
+        return _augment(ops, images, masks, uniforms, tf.unstack(amounts))
+
+    return augment
+
+
+def _augment(ops, images, masks, uniforms, amounts):
+    """Samples one transform and jitter per image and applies them."""
+    flip, log_low, log_high, rotation, brightness, contrast, saturation = amounts
+    shape = ops.shape(images)
+    height, width = ops.to_float(shape[1]), ops.to_float(shape[2])
 
     def uniform(index, low, high):
-        return tf.random.stateless_uniform([batch], seeds[index], low, high)
+        return low + (high - low) * uniforms[index]
 
-    flips = tf.where(flip & (uniform(0, 0.0, 1.0) < 0.5), -1.0, 1.0)
-    zoom = tf.exp(uniform(1, tf.math.log(scale[0]), tf.math.log(scale[1])))
-    angle = uniform(2, -1.0, 1.0) * rotation * math.pi / 180.0
+    flips = 1.0 - 2.0 * ops.to_float(uniforms[0] < 0.5 * flip)
+    zoom = ops.exp(uniform(1, log_low, log_high))
+    angle = uniform(2, -rotation, rotation)
     # Zooming in by `zoom` leaves room to move the crop window by up to
     # (1 - 1/zoom) / 2 of each side.
-    room = tf.maximum(1.0 - 1.0 / zoom, 0.0) / 2.0
+    room = ops.maximum(1.0 - 1.0 / zoom, 0.0) / 2.0
     shift_x = uniform(3, -1.0, 1.0) * room * width
     shift_y = uniform(4, -1.0, 1.0) * room * height
 
     # Output pixel (x, y) samples the input at A @ (x - c) + c + shift,
     # A = rotation(angle) @ diag(flip, 1) / zoom, c = the image centre.
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    cos, sin = ops.cos(angle) / zoom, ops.sin(angle) / zoom
     a0, a1, b0, b1 = flips * cos, -sin, flips * sin, cos
     cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
     a2 = cx + shift_x - a0 * cx - a1 * cy
     b2 = cy + shift_y - b0 * cx - b1 * cy
-    transform = tf.stack([a0, a1, a2, b0, b1, b2], axis=1)
-    images, masks = warp(images, masks, transform)
+    transform = ops.stack([a0, a1, a2, b0, b1, b2], axis=1)
+    images, masks = warp(images, masks, transform, ops)
 
-    shape = [-1, 1, 1, 1]
-    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-    contrast_factor = tf.reshape(1.0 + uniform(5, -contrast, contrast), shape)
+    per_image = [-1, 1, 1, 1]
+    mean = ops.mean(images, axis=(1, 2, 3))
+    contrast_factor = ops.reshape(1.0 + uniform(5, -contrast, contrast), per_image)
     images = (images - mean) * contrast_factor + mean
-    gray = tf.reduce_sum(images * [0.299, 0.587, 0.114], axis=-1, keepdims=True)
-    saturation_factor = tf.reshape(1.0 + uniform(6, -saturation, saturation), shape)
+    gray = ops.sum(images * np.float32([0.299, 0.587, 0.114]), axis=-1)
+    saturation_factor = ops.reshape(
+        1.0 + uniform(6, -saturation, saturation), per_image
+    )
     images = gray + (images - gray) * saturation_factor
-    images += tf.reshape(uniform(7, -brightness, brightness) * 255.0, shape)
-    return tf.clip_by_value(images, 0.0, 255.0), masks
+    images += ops.reshape(uniform(7, -brightness, brightness) * 255.0, per_image)
+    return ops.clip(images, 0.0, 255.0), masks
 
 
-def warp(images, masks, transform):
+def warp(images, masks, transform, ops=None):
     """Resamples images (bilinear) and masks (nearest) at the same points.
 
     Args:
@@ -126,43 +263,44 @@ def warp(images, masks, transform):
         transform: `(batch, 6)` rows `[a0, a1, a2, b0, b1, b2]`: output
             pixel `(x, y)` reads the input at `(a0 x + a1 y + a2,
             b0 x + b1 y + b2)`, reflected at the borders.
+        ops: `NUMPY_OPS` for NumPy arrays (the default), or the TensorFlow
+            table for tensors.
 
     Returns:
         The warped images and masks. The identity transform returns the
         inputs exactly.
     """
-    shape = tf.shape(images)
+    ops = ops or NUMPY_OPS
+    shape = ops.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    height_f, width_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    ys, xs = tf.meshgrid(tf.range(height_f), tf.range(width_f), indexing="ij")
+    ys, xs = ops.grid(height, width)
     t = transform[:, :, None, None]
-    x = _reflect(t[:, 0] * xs + t[:, 1] * ys + t[:, 2], width_f)
-    y = _reflect(t[:, 3] * xs + t[:, 4] * ys + t[:, 5], height_f)
+    x = _reflect(ops, t[:, 0] * xs + t[:, 1] * ys + t[:, 2], ops.to_float(width))
+    y = _reflect(ops, t[:, 3] * xs + t[:, 4] * ys + t[:, 5], ops.to_float(height))
     # Flat indices into (batch * H * W, C): one set of coordinates serves
     # the image and the mask.
-    base = (tf.range(batch) * height * width)[:, None, None]
-    flat_images = tf.reshape(images, [-1, channels])
+    base = ops.reshape(ops.arange(batch) * height * width, [-1, 1, 1])
+    flat_images = ops.reshape(images, [-1, channels])
 
     def at(row, col):
-        return tf.gather(flat_images, base + row * width + col)
+        return ops.gather(flat_images, base + row * width + col)
 
-    x0, y0 = tf.floor(x), tf.floor(y)
+    x0, y0 = ops.floor(x), ops.floor(y)
     wx, wy = (x - x0)[..., None], (y - y0)[..., None]
-    col0, row0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-    col1, row1 = tf.minimum(col0 + 1, width - 1), tf.minimum(row0 + 1, height - 1)
+    col0, row0 = ops.to_int(x0), ops.to_int(y0)
+    col1 = ops.minimum(col0 + 1, width - 1)
+    row1 = ops.minimum(row0 + 1, height - 1)
     top = at(row0, col0) * (1.0 - wx) + at(row0, col1) * wx
     bottom = at(row1, col0) * (1.0 - wx) + at(row1, col1) * wx
     warped = top * (1.0 - wy) + bottom * wy
-    nearest = (
-        base + tf.cast(tf.round(y), tf.int32) * width + tf.cast(tf.round(x), tf.int32)
-    )
-    warped_masks = tf.gather(tf.reshape(masks, [-1, 1]), nearest)
+    nearest = base + ops.to_int(ops.round(y)) * width + ops.to_int(ops.round(x))
+    warped_masks = ops.gather(ops.reshape(masks, [-1, 1]), nearest)
     return warped, warped_masks
 
 
-def _reflect(coordinate, size):
+def _reflect(ops, coordinate, size):
     """Reflects coordinates into [0, size - 1] ("d c b a | a b c d | d c b a")."""
     period = 2.0 * size
-    coordinate = tf.math.floormod(coordinate + 0.5, period)
-    coordinate = tf.where(coordinate >= size, period - coordinate, coordinate) - 0.5
-    return tf.clip_by_value(coordinate, 0.0, size - 1.0)
+    coordinate = ops.floormod(coordinate + 0.5, period)
+    coordinate = ops.where(coordinate >= size, period - coordinate, coordinate) - 0.5
+    return ops.clip(coordinate, 0.0, size - 1.0)
