@@ -110,7 +110,15 @@ def test_saved_model_reloads_without_tfseg(tmp_path):
     assert "(1, 32, 32, 3)" in result.stdout
 
 
-def test_evaluate_predict_and_export_commands(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished one-epoch run of a small U-Net; tests must not change it."""
+    return run_main(
+        tmp_path_factory.mktemp("runs"), *small_model_flags("unet"), "--epochs", "1"
+    )
+
+
+def test_evaluate_and_predict_commands(tmp_path, capsys):
     run_dir = run_main(tmp_path / "runs", *small_model_flags("unet"), "--epochs", "1")
     before = training.read_json(os.path.join(run_dir, "metrics.json"))
     os.remove(os.path.join(run_dir, "metrics.json"))
@@ -130,9 +138,61 @@ def test_evaluate_predict_and_export_commands(tmp_path, capsys):
     assert mask.shape == (50, 70) and set(np.unique(mask)) <= {0, 1, 2}
     assert (tmp_path / "out" / "my_cat_overlay.png").is_file()
 
-    assert cli_main(["export", run_dir, "--format", "savedmodel"]) == 0
-    assert os.path.isfile(os.path.join(run_dir, "savedmodel", "saved_model.pb"))
     assert cli_main(["predict", run_dir, str(tmp_path / "nope.png"), "--out", "x"]) == 2
+
+
+def run_savedmodel(path, images):
+    import tensorflow as tf  # noqa: PLC0415
+
+    loaded = tf.saved_model.load(str(path))  # keep it: it owns the variables
+    return loaded.serve(images).numpy()
+
+
+def run_tflite(path, images):
+    import tensorflow as tf  # noqa: PLC0415
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.resize_tensor_input(0, images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def run_onnx(path, images):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    session = onnxruntime.InferenceSession(str(path))
+    return session.run(None, {session.get_inputs()[0].name: images})[0]
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+@pytest.mark.filterwarnings("ignore:In the future `np.object`:FutureWarning")
+@pytest.mark.parametrize(
+    "export_format, file_name, run",
+    [
+        ("savedmodel", "savedmodel", run_savedmodel),
+        ("tflite", "model.tflite", run_tflite),
+        ("onnx", "model.onnx", run_onnx),
+    ],
+)
+def test_exported_models_give_the_keras_logits(
+    finished_run, tmp_path, export_format, file_name, run
+):
+    if export_format == "onnx":
+        pytest.importorskip("tf2onnx")
+    out = tmp_path / file_name
+    assert (
+        cli_main(
+            ["export", finished_run, "--format", export_format] + ["--out", str(out)]
+        )
+        == 0
+    )
+    model = keras.models.load_model(os.path.join(finished_run, "model.keras"))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
+    images = images.astype(np.float32)
+    np.testing.assert_allclose(
+        run(out, images), keras.ops.convert_to_numpy(model(images)), atol=1e-4
+    )
 
 
 def test_short_real_run_beats_the_all_background_predictor(shared_data, tmp_path):
