@@ -290,6 +290,7 @@ def test_mixed_float16_training_scales_the_loss(tmp_path):
         (["--resume", "/no/such/run"], "Cannot resume from '/no/such/run'"),
         (["--model", "unet", "--image-size", "100"], "Nearest valid sizes: 96 or 112"),
         (["--data-npz", "pets.npz"], "different sources; pass one of them"),
+        (["--strategy", "multiworker"], "keras-team/keras#20585"),
     ],
 )
 def test_bad_settings_stop_with_a_clear_message(tmp_path, capsys, flags, message):
@@ -450,8 +451,8 @@ def npz_main(tmp_path, exported, *flags):
     )
 
 
-def run_without_tensorflow(*args):
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1")
+def run_without_tensorflow(*args, **environment):
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1", **environment)
     return subprocess.run(
         [sys.executable, "tests/without_tensorflow.py", *args],
         cwd=PROJECT_ROOT,
@@ -488,6 +489,25 @@ def test_training_from_npz_runs_without_tensorflow_on_jax(tmp_path, exported):
     assert len(history_rows(tmp_path / "jax")) == 2
     assert (tmp_path / "jax" / "metrics.json").is_file()
     keras.models.load_model(tmp_path / "jax" / "model.keras")
+
+
+def test_data_parallel_over_two_jax_devices(tmp_path, exported):
+    flags = ["--data-npz", str(exported), "--image-size", "32", "--epochs", "1"]
+    flags += ["--strategy", "mirrored", "--output-dir", str(tmp_path)]
+    flags += [*small_model_flags("unet"), "--max-examples", "7"]  # odd test batch
+    two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    uneven = run_without_tensorflow(
+        "train_pet.py", *flags, "--batch-size", "3", **two_devices
+    )
+    assert uneven.returncode == 2
+    assert "does not split evenly over 2 replicas" in uneven.stderr
+    result = run_without_tensorflow(
+        "train_pet.py", *flags, "--batch-size", "4", "--run-name", "dp", **two_devices
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = training.read_json(tmp_path / "dp" / "config.json")
+    assert (saved["strategy"], saved["replicas"]) == ("DataParallel", 2)
+    assert training.read_json(tmp_path / "dp" / "metrics.json")["images"] == 7
 
 
 def test_reading_images_without_tensorflow_points_to_the_npz_path(tmp_path):

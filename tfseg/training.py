@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -214,8 +215,19 @@ def make_strategy(name, devices):
     """
     gpus = [device for device in devices if device["kind"] == "GPU"]
     backend = keras.backend.backend()
+    if name == "multiworker":
+        # Checked with Keras 3.15 / TensorFlow 2.21 on two local workers: fit
+        # fails while building the model from a batch averaged over workers,
+        # and again averaging the scalar logs of each step.
+        raise ValueError(
+            "--strategy multiworker: Keras 3's fit does not train under "
+            "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras"
+            "#20585), and tfseg does not set up multi-host JAX. Train on one "
+            "host with --strategy mirrored (all its GPUs), or with the JAX "
+            "backend, which spreads batches over all local devices."
+        )
     if backend == "jax":
-        if name in ("mirrored", "multiworker") or (name == "auto" and len(gpus) > 1):
+        if name == "mirrored" or (name == "auto" and len(gpus) > 1):
             keras.distribution.set_distribution(keras.distribution.DataParallel())
         return None
     if name == "none" or (name == "auto" and len(gpus) < 2):
@@ -224,25 +236,21 @@ def make_strategy(name, devices):
         raise ValueError(f"--strategy {name} needs the TensorFlow or JAX backend.")
     import tensorflow as tf  # noqa: PLC0415 - TensorFlow backend only
 
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError(
-                "--strategy multiworker needs TF_CONFIG describing the cluster "
-                "(see the README's two-host example)."
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
 
 
-def is_chief():
-    """Whether this process writes the run folder (worker 0 of a cluster)."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = tf_config.get("task", {})
-    return task.get("type", "chief") == "chief" or (
-        task.get("type") == "worker"
-        and task.get("index", 0) == 0
-        and "chief" not in tf_config.get("cluster", {})
-    )
+def describe_strategy(strategy):
+    """`(name, replicas)` of the data parallelism in use.
+
+    The `tf.distribute` strategy on TensorFlow, the Keras distribution (set
+    by `make_strategy`) on JAX, or `(None, 1)`.
+    """
+    if strategy is not None:
+        return type(strategy).__name__, strategy.num_replicas_in_sync
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return None, 1
+    return type(distribution).__name__, distribution.device_mesh.devices.size
 
 
 # --------------------------------------------------------------------------
@@ -276,28 +284,23 @@ def read_json(path, default=None):
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch: `last.keras`, `best.keras` when better, `state.json`."""
 
-    def __init__(self, run_dir, state, write=True):
+    def __init__(self, run_dir, state):
         super().__init__()
         self.run_dir = run_dir
         self.state = state
-        self.write = write
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         score = logs.get(MONITOR)
         improved = score is not None and score > self.state.get("best_score", -math.inf)
-        if self.write:
-            atomic_save_model(self.model, os.path.join(self.run_dir, "last.keras"))
-            if improved:
-                atomic_save_model(self.model, os.path.join(self.run_dir, "best.keras"))
+        atomic_save_model(self.model, os.path.join(self.run_dir, "last.keras"))
         if improved:
+            atomic_save_model(self.model, os.path.join(self.run_dir, "best.keras"))
             self.state.update(best_score=float(score), best_epoch=epoch + 1)
         self.state["epochs_done"] = epoch + 1
-        if self.write:
-            atomic_write_text(
-                os.path.join(self.run_dir, "state.json"),
-                json.dumps(self.state, indent=2),
-            )
+        atomic_write_text(
+            os.path.join(self.run_dir, "state.json"), json.dumps(self.state, indent=2)
+        )
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -363,8 +366,16 @@ def load_data(config, run_dir):
         data_dir = os.path.join(
             config.output_dir, f".synthetic_{config.synthetic}_{config.seed}"
         )
-        if not os.path.isdir(os.path.join(data_dir, "images")):
-            data.write_synthetic_pets(data_dir, config.synthetic, seed=config.seed)
+        if not os.path.isdir(data_dir):
+            # Written aside and renamed, so that workers of one cluster,
+            # starting together, never read a half-written folder.
+            os.makedirs(config.output_dir, exist_ok=True)
+            scratch = tempfile.mkdtemp(dir=config.output_dir, prefix=".writing_")
+            data.write_synthetic_pets(scratch, config.synthetic, seed=config.seed)
+            try:
+                os.rename(scratch, data_dir)
+            except OSError:  # another worker got there first: same data
+                shutil.rmtree(scratch)
     return data.load_oxford_pet(
         data_dir,
         config.image_size,
@@ -559,18 +570,21 @@ def train(config):
     precision = choose_precision(config.precision, devices)
     keras.config.set_dtype_policy(precision)
     strategy = make_strategy(config.strategy, devices)
-    chief = is_chief()
+    strategy_name, replicas = describe_strategy(strategy)
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"--batch-size {config.batch_size} does not split evenly over "
+            f"{replicas} replicas ({strategy_name}); pass a multiple of "
+            f"{replicas}, e.g. {replicas * max(config.batch_size // replicas, 1)}."
+        )
     run_dir = config.resume or new_run_dir(config)
-    if not chief:
-        run_dir = tempfile.mkdtemp(prefix="tfseg_worker_")
     print(
         f"run folder: {run_dir}\nprecision: {precision}; devices: "
         f"{', '.join(d['name'] for d in devices)}; strategy: "
-        f"{type(strategy).__name__ if strategy else 'none'}"
+        f"{strategy_name or 'none'} ({replicas} replica(s))"
     )
 
     splits = load_data(config, run_dir)
-    replicas = strategy.num_replicas_in_sync if strategy else 1
     state = read_json(os.path.join(run_dir, "state.json"), {"epochs_done": 0})
     train_data, val_data = make_datasets(
         config, splits, replicas, initial_epoch=state["epochs_done"]
@@ -582,7 +596,8 @@ def train(config):
             {
                 "config": dataclasses.asdict(config),
                 "precision": precision,
-                "strategy": type(strategy).__name__ if strategy else None,
+                "strategy": strategy_name,
+                "replicas": replicas,
                 "devices": devices,
                 "versions": versions(),
                 "examples": {split: len(e) for split, e in splits.items()},
@@ -606,7 +621,7 @@ def train(config):
     callbacks = [
         EpochTimer(config.time_budget),  # first: its log entry reaches the CSV
         keras.callbacks.CSVLogger(history_path, append=state["epochs_done"] > 0),
-        RunCheckpoint(run_dir, state, write=chief),
+        RunCheckpoint(run_dir, state),
     ]
     if keras.backend.backend() == "tensorflow" and importlib.util.find_spec(
         "tensorboard"
@@ -630,16 +645,14 @@ def train(config):
                 verbose=1 if sys.stdout.isatty() else 2,
             )
         except KeyboardInterrupt:
-            if chief:
-                atomic_save_model(model, os.path.join(run_dir, "interrupted.keras"))
+            atomic_save_model(model, os.path.join(run_dir, "interrupted.keras"))
             print(
                 f"\nInterrupted after {state['epochs_done']} finished epoch(s). "
                 f"Checkpoints are in {run_dir}; continue with:\n"
                 f"  python train_pet.py --resume {run_dir}"
             )
             raise SystemExit(130) from None
-    if chief:
-        report_run(run_dir, splits, config)
+    report_run(run_dir, splits, config)
     return run_dir
 
 
