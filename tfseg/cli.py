@@ -128,7 +128,10 @@ def predict_images(args):
         except (OSError, ValueError) as error:
             raise ValueError(f"Cannot read image {path!r}: {error}") from error
         original = np.asarray(image)
-        resized = np.asarray(image.resize((width, height), Image.BILINEAR), np.float32)
+        # As the pipeline resizes: area averaging to shrink, bilinear to grow.
+        shrinking = image.width >= width and image.height >= height
+        method = Image.BOX if shrinking else Image.BILINEAR
+        resized = np.asarray(image.resize((width, height), method), np.float32)
         logits = model(resized[None], training=False)
         logits = keras.ops.image.resize(
             logits, original.shape[:2], interpolation="bilinear"
