@@ -475,24 +475,9 @@ def test_training_from_npz_on_the_current_backend(tmp_path, exported):
     assert report["images"] == 12 and "original_resolution" not in report
 
 
-def test_training_from_npz_runs_without_tensorflow_on_jax(tmp_path, exported):
-    result = run_without_tensorflow(
-        "train_pet.py",
-        *("--data-npz", str(exported), "--image-size", "32", "--batch-size", "4"),
-        *("--epochs", "2", "--output-dir", str(tmp_path), "--run-name", "jax"),
-        *small_model_flags("unet"),
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    saved = training.read_json(tmp_path / "jax" / "config.json")
-    assert saved["versions"]["backend"] == "jax"
-    assert "tensorflow" not in saved["versions"]
-    assert len(history_rows(tmp_path / "jax")) == 2
-    assert (tmp_path / "jax" / "metrics.json").is_file()
-    keras.models.load_model(tmp_path / "jax" / "model.keras")
-
-
-def test_data_parallel_over_two_jax_devices(tmp_path, exported):
-    flags = ["--data-npz", str(exported), "--image-size", "32", "--epochs", "1"]
+def test_training_from_npz_without_tensorflow_on_two_jax_devices(tmp_path, exported):
+    # The GPU machines' set-up: JAX, no TensorFlow, DataParallel over devices.
+    flags = ["--data-npz", str(exported), "--image-size", "32", "--epochs", "2"]
     flags += ["--strategy", "mirrored", "--output-dir", str(tmp_path)]
     flags += [*small_model_flags("unet"), "--max-examples", "7"]  # odd test batch
     two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -502,12 +487,16 @@ def test_data_parallel_over_two_jax_devices(tmp_path, exported):
     assert uneven.returncode == 2
     assert "does not split evenly over 2 replicas" in uneven.stderr
     result = run_without_tensorflow(
-        "train_pet.py", *flags, "--batch-size", "4", "--run-name", "dp", **two_devices
+        "train_pet.py", *flags, "--batch-size", "4", "--run-name", "jax", **two_devices
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    saved = training.read_json(tmp_path / "dp" / "config.json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    saved = training.read_json(tmp_path / "jax" / "config.json")
+    assert saved["versions"]["backend"] == "jax"
+    assert "tensorflow" not in saved["versions"]
     assert (saved["strategy"], saved["replicas"]) == ("DataParallel", 2)
-    assert training.read_json(tmp_path / "dp" / "metrics.json")["images"] == 7
+    assert len(history_rows(tmp_path / "jax")) == 2
+    assert training.read_json(tmp_path / "jax" / "metrics.json")["images"] == 7
+    keras.models.load_model(tmp_path / "jax" / "model.keras")
 
 
 def test_reading_images_without_tensorflow_points_to_the_npz_path(tmp_path):

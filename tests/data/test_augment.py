@@ -8,7 +8,9 @@ from tests.data.palette import mask_from_image
 from tests.data.palette import palette_examples
 from tests.data.palette import source_indices
 from tfseg import data
+from tfseg.data.augment import DRAWS
 from tfseg.data.augment import NUMPY_OPS
+from tfseg.data.augment import _augment
 from tfseg.data.augment import _tf_ops
 from tfseg.data.augment import warp
 
@@ -121,3 +123,21 @@ def test_tensorflow_and_numpy_warps_agree():
     np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-3)
     # Nearest-neighbour picks may differ only where a coordinate sits on .5.
     assert (our_masks == their_masks.numpy()).mean() > 0.999
+
+
+def test_the_numpy_way_computes_what_the_tensorflow_way_does():
+    # Same uniform draws in, same images and masks out: one definition.
+    examples = palette_examples(6)
+    uniforms = np.random.default_rng(4).random((DRAWS, 6), dtype=np.float32)
+    amounts = data.Augmentation(rotation=20, brightness=0.3).amounts()
+    images = examples.images.astype(np.float32)
+    ours = _augment(NUMPY_OPS, images, examples.masks, uniforms, amounts)
+    theirs = _augment(
+        _tf_ops(),
+        tf.constant(images),
+        tf.constant(examples.masks),
+        tf.constant(uniforms),
+        [tf.constant(a, tf.float32) for a in amounts],
+    )
+    np.testing.assert_allclose(ours[0], theirs[0].numpy(), atol=0.05)
+    assert (ours[1] == theirs[1].numpy()).mean() > 0.999
