@@ -2,7 +2,7 @@
 
 import json
 
-from tests.test_training import run_without_tensorflow
+from tests.without_tensorflow import run as run_without_tensorflow
 
 
 def test_train_throughput_runs_without_tensorflow(tmp_path):

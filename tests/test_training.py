@@ -16,6 +16,7 @@ import pytest
 import train_pet
 from tests.conftest import PROJECT_ROOT
 from tests.models.test_models import SMALL
+from tests.without_tensorflow import run as run_without_tensorflow
 from tfseg import training
 from tfseg.cli import main as cli_main
 from tfseg.data import write_synthetic_pets
@@ -448,18 +449,6 @@ def npz_main(tmp_path, exported, *flags):
     return train_pet.main(
         ["--data-npz", str(exported), "--image-size", "32", "--batch-size", "4"]
         + ["--output-dir", str(tmp_path), *small_model_flags("unet"), *flags]
-    )
-
-
-def run_without_tensorflow(*args, **environment):
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1", **environment)
-    return subprocess.run(
-        [sys.executable, "tests/without_tensorflow.py", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
 
 

@@ -7,7 +7,10 @@ Every import finder is wrapped so that it does not find `tensorflow` or
 `importlib.util.find_spec` returns None, as where they are absent.
 """
 
+import os
+import pathlib
 import runpy
+import subprocess
 import sys
 
 BLOCKED = ("tensorflow", "tensorflow_datasets")
@@ -24,6 +27,20 @@ class _Hide:
 
     def __getattr__(self, name):
         return getattr(self.finder, name)
+
+
+def run(*args, **environment):
+    """Runs `python tests/without_tensorflow.py ARGS` from the project root
+    on the JAX backend (plus `environment`); returns the CompletedProcess."""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1", **environment)
+    return subprocess.run(
+        [sys.executable, __file__, *args],
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def hide_tensorflow():

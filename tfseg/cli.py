@@ -61,6 +61,7 @@ def verify_data(directory, out=None):
 def export_data(args):
     from tfseg.data import export_npz  # noqa: PLC0415
     from tfseg.data import load_oxford_pet  # noqa: PLC0415 - TensorFlow
+    from tfseg.data.arrays import split_path  # noqa: PLC0415
 
     splits = load_oxford_pet(
         args.data_dir,
@@ -74,7 +75,7 @@ def export_data(args):
         skip_bad=args.skip_bad,
     )
     for split, examples in splits.items():
-        path = args.out if len(splits) == 1 else _split_path(args.out, split)
+        path = args.out if len(splits) == 1 else split_path(args.out, split)
         export_npz(examples, path)
         print(f"{split}: {len(examples)} examples -> {path}")
         for name, problem in sorted(examples.skipped.items()):
@@ -143,7 +144,12 @@ def predict_images(args):
         print(f"{path} -> {stem}_mask.png (class ids), {stem}_overlay.png")
 
 
-EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
+# --format: (Keras's `model.export` format, default name in the run folder)
+EXPORT_FORMATS = {
+    "savedmodel": ("tf_saved_model", "savedmodel"),
+    "tflite": ("litert", "model.tflite"),
+    "onnx": ("onnx", "model.onnx"),
+}
 
 
 def export_model(args):
@@ -155,34 +161,20 @@ def export_model(args):
     import numpy as np  # noqa: PLC0415
 
     _, model = load_run(args.run_dir)
-    suffix = {
-        "savedmodel": "savedmodel",
-        "tflite": "model.tflite",
-        "onnx": "model.onnx",
-    }
-    keras_format = {
-        "savedmodel": "tf_saved_model",
-        "tflite": "litert",
-        "onnx": "onnx",
-    }
-    out = args.out or os.path.join(args.run_dir, suffix[args.format])
+    keras_format, default_name = EXPORT_FORMATS[args.format]
+    out = args.out or os.path.join(args.run_dir, default_name)
     # Keras traces the ONNX graph from a model that has run once; a model
     # fresh from load_model has not.
     model(np.zeros((1, *model.input_shape[1:]), np.float32))
     try:
-        model.export(out, format=keras_format[args.format], verbose=False)
+        model.export(out, format=keras_format, verbose=False)
     except ImportError as error:
         raise ValueError(
             f"{args.format} export needs extra packages ({error}); install "
-            "them with `pip install tfseg[export]` (onnx, tf2onnx, "
-            "onnxruntime) on the TensorFlow backend and retry."
+            "them with `python3 -m pip install onnx tf2onnx` (the project's "
+            "`export` extra) on the TensorFlow backend and retry."
         ) from error
     print(f"exported {args.format} to {out}")
-
-
-def _split_path(path, split):
-    stem, extension = os.path.splitext(path)
-    return f"{stem}_{split}{extension or '.npz'}"
 
 
 def build_parser():
@@ -227,7 +219,7 @@ def build_parser():
     predict.add_argument("--out", required=True, help="folder for masks and overlays")
     export_parser = commands.add_parser("export", help="export a run's model")
     export_parser.add_argument("run_dir")
-    export_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    export_parser.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     export_parser.add_argument("--out", help="output path (default: in the run folder)")
     from tfseg import compare  # noqa: PLC0415 - Keras only when used
 

@@ -45,6 +45,7 @@ from tfseg.models import model_defaults
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 MONITOR = "val_mean_iou"
+SPLITS = ("train", "val", "test")
 
 
 @dataclasses.dataclass
@@ -397,12 +398,9 @@ def load_npz_splits(config):
     `<stem>_test.npz`.
     """
     from tfseg.data.arrays import load_npz  # noqa: PLC0415
+    from tfseg.data.arrays import split_path  # noqa: PLC0415
 
-    stem, extension = os.path.splitext(config.data_npz)
-    paths = {
-        split: f"{stem}_{split}{extension or '.npz'}"
-        for split in ("train", "val", "test")
-    }
+    paths = {split: split_path(config.data_npz, split) for split in SPLITS}
     missing = [
         paths[split] for split in ("train", "test") if not os.path.isfile(paths[split])
     ]

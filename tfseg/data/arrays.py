@@ -56,6 +56,12 @@ class Examples:
         )
 
 
+def split_path(path, split):
+    """Where `export-data --out PATH` writes `split`: `<stem>_<split>.npz`."""
+    stem, extension = os.path.splitext(os.fspath(path))
+    return f"{stem}_{split}{extension or '.npz'}"
+
+
 def export_npz(examples, path):
     """Writes `examples` to an `.npz` file, atomically.
 
