@@ -11,7 +11,7 @@ from tfseg import data
 from tfseg.data.augment import DRAWS
 from tfseg.data.augment import NUMPY_OPS
 from tfseg.data.augment import _augment
-from tfseg.data.augment import _tf_ops
+from tfseg.data.augment import tf_ops
 from tfseg.data.augment import warp
 
 
@@ -99,7 +99,7 @@ def test_warp_identity_is_exact():
     images = tf.random.uniform([2, 9, 7, 3], 0, 255)
     masks = tf.cast(tf.random.uniform([2, 9, 7, 1], 0, 3, tf.int32), tf.uint8)
     identity = tf.constant([[1.0, 0, 0, 0, 1.0, 0]] * 2)
-    warped, warped_masks = warp(images, masks, identity, _tf_ops())
+    warped, warped_masks = warp(images, masks, identity, tf_ops())
     np.testing.assert_array_equal(warped.numpy(), images.numpy())
     np.testing.assert_array_equal(warped_masks.numpy(), masks.numpy())
 
@@ -118,7 +118,7 @@ def test_tensorflow_and_numpy_warps_agree():
     )
     ours, our_masks = warp(images, masks, transform, NUMPY_OPS)
     theirs, their_masks = warp(
-        tf.constant(images), tf.constant(masks), tf.constant(transform), _tf_ops()
+        tf.constant(images), tf.constant(masks), tf.constant(transform), tf_ops()
     )
     np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-3)
     # Nearest-neighbour picks may differ only where a coordinate sits on .5.
@@ -133,7 +133,7 @@ def test_the_numpy_way_computes_what_the_tensorflow_way_does():
     images = examples.images.astype(np.float32)
     ours = _augment(NUMPY_OPS, images, examples.masks, uniforms, amounts)
     theirs = _augment(
-        _tf_ops(),
+        tf_ops(),
         tf.constant(images),
         tf.constant(examples.masks),
         tf.constant(uniforms),

@@ -3,17 +3,20 @@
 import io
 import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.data.palette import palette_examples
 from tfseg import data
 from tfseg.cli import main as cli_main
 from tfseg.data import OxfordPetFolder
 from tfseg.data.layout import Record
 from tfseg.data.pipeline import decode_image
+from tfseg.data.verify import verify_folder
 
 
 def load_split(root, split="train", **kwargs):
@@ -193,21 +196,75 @@ def test_bad_input_is_named_or_skipped(broken_copy, breaker, message):
     assert reported == {"Bengal_3"}
 
 
-@pytest.mark.parametrize(
-    "breaker, message", BROKEN, ids=[b[0].__name__ for b in BROKEN]
-)
-def test_verify_data_reports_each_broken_file(broken_copy, breaker, message, capsys):
-    assert cli_main(["verify-data", str(broken_copy)]) == 0
+def split_lists(root):
+    """`{"trainval": [names], "test": [names]}` from the split lists."""
+    lists = {}
+    for split in ("trainval", "test"):
+        with open(root / "annotations" / f"{split}.txt") as lines:
+            lists[split] = [line.split()[0] for line in lines]
+    return lists
+
+
+def test_every_problem_of_every_split_comes_in_one_report(broken_copy):
+    clean = all_splits(broken_copy)
+    total = sum(len(v) for v in clean.values())
+    lists = split_lists(broken_copy)
+    # Three kinds of trouble in each split, found by different checks: a
+    # missing file (the lists), an undecodable file (the decoders) and a
+    # bad trimap (the checks in the graph).
+    broken = {}
+    for split, kinds in (
+        ("trainval", ["image", "truncated", "trimap size"]),
+        ("test", ["trimap", "not an image", "trimap values"]),
+    ):
+        for name, kind in zip(lists[split], kinds):
+            image = broken_copy / f"images/{name}.jpg"
+            trimap = broken_copy / f"annotations/trimaps/{name}.png"
+            if kind in ("image", "trimap"):
+                os.remove(image if kind == "image" else trimap)
+            elif kind == "truncated":
+                image.write_bytes(image.read_bytes()[:300])
+            elif kind == "not an image":
+                image.write_text("this is not a picture")
+            else:
+                values = np.asarray(Image.open(trimap)).copy()
+                values[:4, :4] = 7
+                Image.fromarray(values[:-5] if kind == "trimap size" else values).save(
+                    trimap
+                )
+            broken[name] = kind
+    with pytest.raises(data.DataError) as error:
+        all_splits(broken_copy)
+    assert set(error.value.problems) == set(broken)
+    message = str(error.value)
+    assert message.startswith("6 broken example(s):")
+    for name in broken:
+        assert f"  {name}: " in message
+    skipped = all_splits(broken_copy, skip_bad=True)
+    assert sum(len(v) for v in skipped.values()) == total - 6
+    assert set(skipped["train"].skipped) == set(lists["trainval"][:3])
+    assert set(skipped["test"].skipped) == set(lists["test"][:3])
+    for examples in skipped.values():
+        assert not set(examples.names) & set(broken)
+
+
+@pytest.mark.parametrize("breaker", [b[0] for b in BROKEN], ids=lambda b: b.__name__)
+def test_verify_folder_reports_each_broken_file(broken_copy, breaker):
+    out = io.StringIO()
+    assert verify_folder(broken_copy, out) == 0
+    assert "checking pairs: 24/24 done in" in out.getvalue()
     breaker(broken_copy)
-    assert cli_main(["verify-data", str(broken_copy)]) == 1
-    output = capsys.readouterr().out
-    assert "BROKEN Bengal_3" in output
-    assert "1 problem(s)" in output
+    out = io.StringIO()
+    assert verify_folder(broken_copy, out) == 1
+    report = out.getvalue()
+    assert "BROKEN Bengal_3" in report
+    assert report.rstrip().endswith(": 1 problem(s).")
 
 
-def test_verify_data_on_the_real_sample_finds_nothing(shared_data, capsys):
-    assert cli_main(["verify-data", str(shared_data / "oxford_iiit_pet")]) == 0
-    assert "521 image/trimap pairs checked" in capsys.readouterr().out
+def test_verify_folder_on_the_real_sample_finds_nothing(shared_data):
+    out = io.StringIO()
+    assert verify_folder(shared_data / "oxford_iiit_pet", out) == 0
+    assert "521 image/trimap pairs checked" in out.getvalue()
 
 
 def test_empty_split_and_bad_settings_are_explained(synthetic_root):
@@ -219,6 +276,18 @@ def test_empty_split_and_bad_settings_are_explained(synthetic_root):
         data.load_oxford_pet(synthetic_root, resize_mode="squash")
     with pytest.raises(ValueError, match="Unknown split"):
         data.load_oxford_pet(synthetic_root, splits=["training"])
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_exported_files_get_the_users_umask(tmp_path, umask, mode):
+    examples = palette_examples(4)
+    previous = os.umask(umask)
+    try:
+        data.export_npz(examples, tmp_path / "out" / "pets.npz")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "out" / "pets.npz").st_mode) == mode
+    assert os.listdir(tmp_path / "out") == ["pets.npz"]  # no temporary left
 
 
 def test_npz_export_round_trip_and_file_cache(synthetic_root, tmp_path):

@@ -2,10 +2,12 @@
 
 This is the one part of tfseg that uses TensorFlow, and it imports it only
 when a TensorFlow-backed name is used: `load_npz`, `Examples`,
-`ArrayBatches`, `Augmentation.on_arrays` and the folder layout helpers work
-on a machine without TensorFlow.
+`ArrayBatches`, `Augmentation.on_arrays`, the folder layout helpers and
+`load_splits`/`make_batches` on `.npz` exports work on a machine without
+TensorFlow.
 
-Typical use::
+A run's data comes from its `TrainConfig` through `tfseg.data.loading`
+(`load_splits`, `make_batches`); the pieces below serve other code::
 
     from tfseg import data
 
@@ -32,8 +34,9 @@ from tfseg.data.layout import OxfordPetFolder
 from tfseg.data.layout import Record
 from tfseg.data.synthetic import write_synthetic_pets
 
-# Imported on first use: most need TensorFlow; `ArrayBatches` needs Keras
-# (and `Augmentation` TensorFlow only when called on tensors).
+# Imported on first use: most need TensorFlow; `ArrayBatches` and
+# `tfseg.data.loading` need Keras (TensorFlow only to read images), and
+# `Augmentation` TensorFlow only when called on tensors.
 _LAZY = {
     "ArrayBatches": "tfseg.data.batches",
     "Augmentation": "tfseg.data.augment",
@@ -42,6 +45,10 @@ _LAZY = {
     "load_examples": "tfseg.data.pipeline",
     "make_dataset": "tfseg.data.pipeline",
     "load_oxford_pet": "tfseg.data.sources",
+    "load_splits": "tfseg.data.loading",
+    "make_batches": "tfseg.data.loading",
+    "export_splits": "tfseg.data.loading",
+    "verify_folder": "tfseg.data.verify",
 }
 
 

@@ -7,9 +7,10 @@ backend) loads an exported split with `load_npz` and feeds it to
 
 import dataclasses
 import os
-import tempfile
 
 import numpy as np
+
+from tfseg.runs import atomic_path
 
 NPZ_FORMAT_VERSION = 1
 
@@ -67,14 +68,18 @@ def export_npz(examples, path):
 
     The file holds `images`, `masks`, `names`, `breed_ids` and `species`
     (original-resolution masks are not exported). It is written to a
-    temporary name and renamed, so a crash never leaves a broken file.
+    temporary name and renamed (`tfseg.runs.atomic_path`), so a crash never
+    leaves a broken file, and it gets the user's umask like any file they
+    write (0644 under umask 022).
+
+    Raises:
+        RunError: (a `ValueError`) if the file cannot be written, saying why.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as file:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as temporary:
+        # An open file, not a name: `np.savez` would add ".npz" to a name.
+        with open(temporary, "wb") as file:
             np.savez(
                 file,
                 images=examples.images,
@@ -84,11 +89,8 @@ def export_npz(examples, path):
                 species=examples.species,
                 format_version=np.int32(NPZ_FORMAT_VERSION),
             )
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+            file.flush()
+            os.fsync(file.fileno())
 
 
 def load_npz(path):

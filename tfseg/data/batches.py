@@ -14,6 +14,11 @@ import os
 import keras
 import numpy as np
 
+from tfseg.data.augment import NUMPY_OPS
+from tfseg.data.augment import jax_ops
+from tfseg.data.class_weights import class_weight_table
+from tfseg.data.class_weights import pixel_weights
+
 
 class ArrayBatches(keras.utils.PyDataset):
     """Serves `Examples` as batches of `(images, masks[, weights])`.
@@ -29,7 +34,8 @@ class ArrayBatches(keras.utils.PyDataset):
             `0`.
         drop_remainder: drop a last smaller batch. Defaults to `training`.
         class_weights: one weight per class; batches then carry per-pixel
-            `sample_weight`s. Defaults to `None`.
+            `sample_weight`s (see `class_weights.class_weight_table`).
+            Defaults to `None`.
         initial_epoch: the epoch the first `fit` epoch is; a resumed run
             passes the epochs already done, so it sees the same orders and
             draws as a run that never stopped. Defaults to `0`.
@@ -68,9 +74,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.augmentation = augmentation if training else None
         self.seed = seed
         self.drop_remainder = training if drop_remainder is None else drop_remainder
-        self.class_weights = (
-            None if class_weights is None else np.asarray(class_weights, np.float32)
-        )
+        self.class_weights = class_weight_table(class_weights, examples.masks)
         self.on_device = on_device
         # Keras may read a batch before the first `on_epoch_begin` (to learn
         # the shapes): the first epoch's order is ready from the start.
@@ -122,7 +126,6 @@ class ArrayBatches(keras.utils.PyDataset):
             images = images.astype(np.float32)
         if self.class_weights is None:
             return images, masks
-        table = self.class_weights
-        if not isinstance(masks, np.ndarray):  # a JAX array, on the device
-            table = keras.ops.convert_to_tensor(table)
-        return images, masks, table[masks[..., 0].astype("int32")]
+        # On the device the masks are JAX arrays: the lookup stays there.
+        ops = NUMPY_OPS if isinstance(masks, np.ndarray) else jax_ops()
+        return images, masks, pixel_weights(ops, self.class_weights, masks)

@@ -16,6 +16,8 @@ import dataclasses
 import os
 import random
 
+from tfseg.config import SPLITS
+
 # The 37 breeds in the official CLASS_ID order (1-based there, 0-based here).
 # Cat breeds are capitalised in file names, dog breeds are not.
 BREEDS = (
@@ -29,7 +31,6 @@ BREEDS = (
     "shiba_inu", "Siamese", "Sphynx", "staffordshire_bull_terrier",
     "wheaten_terrier", "yorkshire_terrier",
 )  # fmt: skip
-SPECIES = ("cat", "dog")
 SPLIT_LISTS = {"trainval": "trainval.txt", "test": "test.txt"}
 
 
@@ -217,6 +218,13 @@ class OxfordPetFolder:
         train, val = stratified_split(trainval, val_fraction, seed)
         splits = {"train": train, "val": val, "test": test}
         return splits, {"train": trainval_problems, "val": {}, "test": test_problems}
+
+
+def check_splits(splits):
+    """Raises `ValueError` for a split name that is not one of `SPLITS`."""
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"Unknown split(s) {unknown}; choose from {list(SPLITS)}.")
 
 
 def stratified_split(items, fraction, seed):

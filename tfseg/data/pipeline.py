@@ -10,24 +10,31 @@ Two stages:
    is decoded at 250 px, then resized by area averaging. Masks are resized
    with nearest neighbour only. Every example is checked (image and trimap
    sizes agree, trimap values in {1, 2, 3}); a file the decoders reject is
-   found by a per-file check and named.
+   dropped from the run, then named by a per-file check (`inspect_pair`),
+   so one pass finds every problem and they are reported together.
 2. `make_dataset` serves the cached arrays: shuffle, batch, then augment
-   whole batches at once (one projective transform per image, applied to
+   whole batches at once (one affine transform per image, applied to
    image and mask alike; colour jitter on images only), prefetch.
 """
 
 import hashlib
 import json
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
 
+from tfseg.config import DEFAULT_IMAGE_SIZE
+from tfseg.config import RESIZE_MODES
 from tfseg.data.arrays import Examples
 from tfseg.data.arrays import export_npz
 from tfseg.data.arrays import load_npz
+from tfseg.data.augment import tf_ops
+from tfseg.data.class_weights import class_weight_table
+from tfseg.data.class_weights import pixel_weights
+from tfseg.progress import Progress
 
-RESIZE_MODES = ("stretch", "crop", "pad")
 JPEG_RATIOS = (1, 2, 4, 8)
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -42,14 +49,25 @@ STATUS_MESSAGES = {
 
 
 class DataError(ValueError):
-    """Bad input data: names each broken file and its problem."""
+    """Bad input data: names each broken file and its problem.
+
+    Attributes:
+        problems: `{name: problem}` of every broken example found.
+    """
+
+    # Enough to list every problem of a damaged copy in one report; beyond
+    # it the folder is likely not the dataset, and verify-data lists all.
+    MAX_SHOWN = 100
 
     def __init__(self, problems, hint=""):
         self.problems = dict(problems)
-        shown = sorted(self.problems.items())[:20]
+        shown = sorted(self.problems.items())[: self.MAX_SHOWN]
         lines = [f"  {name}: {problem}" for name, problem in shown]
         if len(self.problems) > len(shown):
-            lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+            lines.append(
+                f"  ... and {len(self.problems) - len(shown)} more "
+                "(`tfseg verify-data DIR` lists every one)"
+            )
         super().__init__(
             f"{len(self.problems)} broken example(s):\n"
             + "\n".join(lines)
@@ -206,8 +224,11 @@ def inspect_pair(image_path, trimap_path):
 
 
 def _first_line(error):
-    message = getattr(error, "message", str(error))
-    return message.strip().splitlines()[0][:200]
+    """The decoder's own words, without TensorFlow's op and device names."""
+    message = getattr(error, "message", str(error)).strip().splitlines()[0]
+    message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message)
+    message = re.sub(r"\s*\[Op:\w+\].*$", "", message)
+    return message[:200]
 
 
 def _records_dataset(records):
@@ -233,13 +254,14 @@ def decode_and_preprocess(
 
 def load_examples(
     records,
-    image_size=128,
+    image_size=DEFAULT_IMAGE_SIZE,
     *,
     resize_mode="stretch",
     binary=False,
     keep_original_mask=False,
     skip_bad=False,
     cache_dir=None,
+    progress=False,
 ):
     """Decodes, checks and resizes image/trimap files into `Examples`.
 
@@ -256,12 +278,14 @@ def load_examples(
         cache_dir: folder for an `.npz` cache of the result, keyed by the
             files and settings; `None` keeps it in memory only. Defaults to
             `None`.
+        progress: show progress while decoding (`tfseg.progress.Progress`).
+            Defaults to `False`.
 
     Returns:
         `Examples`.
 
     Raises:
-        DataError: naming every broken file, unless `skip_bad`.
+        DataError: naming every broken file at once, unless `skip_bad`.
         ValueError: for an empty split or a bad setting.
     """
     check_resize_mode(resize_mode)
@@ -270,9 +294,48 @@ def load_examples(
             "The split is empty: no image/trimap pairs to load. Check the data "
             "folder and its split lists."
         )
+    found = decode_records(
+        records,
+        image_size,
+        resize_mode=resize_mode,
+        binary=binary,
+        keep_original_mask=keep_original_mask,
+        cache_dir=cache_dir,
+        progress=Progress(len(records), "decoding", enabled=progress),
+    )
+    return settle({"requested": found}, skip_bad)["requested"]
+
+
+def decode_records(
+    records,
+    image_size,
+    *,
+    resize_mode="stretch",
+    binary=False,
+    keep_original_mask=False,
+    cache_dir=None,
+    progress=None,
+):
+    """Decodes every record it can, and names the problem of every other.
+
+    Never raises for a broken file: a file the decoders reject is dropped
+    from the `tf.data` run (`ignore_errors`), then checked alone by
+    `inspect_pair` to name its problem, so one pass finds every problem.
+
+    Args:
+        records: non-empty list of `Record`s.
+        image_size, resize_mode, binary, keep_original_mask, cache_dir: as
+            in `load_examples`.
+        progress: a `tfseg.progress.Progress` to advance per example, or
+            `None`. Defaults to `None`.
+
+    Returns:
+        `(examples, problems)`: `Examples` of the good records (`None` if
+        none is), and `{name: problem}` of the others.
+    """
     cache_path = _cache_path(cache_dir, records, (image_size, resize_mode, binary))
     if cache_path and os.path.isfile(cache_path) and not keep_original_mask:
-        return load_npz(cache_path)
+        return load_npz(cache_path), {}
 
     def load(record):
         example = decode_and_preprocess(
@@ -288,32 +351,23 @@ def load_examples(
         )
         return example
 
-    try:
-        examples = collect(_records_dataset(records).map(load, AUTOTUNE), skip_bad)
-    except tf.errors.OpError as error:
-        # A decoder rejected a file: check the files one by one to name it.
-        problems = {
-            record.name: problem
-            for record in records
-            if (problem := inspect_pair(record.image_path, record.trimap_path))
-        }
-        if not problems:
-            raise
-        if not skip_bad:
-            raise DataError(problems) from error
-        kept = [record for record in records if record.name not in problems]
-        examples = load_examples(
-            kept,
-            image_size,
-            resize_mode=resize_mode,
-            binary=binary,
-            keep_original_mask=keep_original_mask,
-            skip_bad=True,
-        )
-        examples.skipped.update(problems)
-    if cache_path and not examples.skipped:
+    dataset = _records_dataset(records).map(load, AUTOTUNE).ignore_errors()
+    examples, problems = gather(dataset, progress)
+    decoded = set() if examples is None else set(examples.names.tolist())
+    for record in records:
+        if record.name not in decoded and record.name not in problems:
+            problems[record.name] = inspect_pair(
+                record.image_path, record.trimap_path
+            ) or (
+                "the pipeline could not read this pair, but a check of the "
+                "files alone found no problem; run `tfseg verify-data` on the "
+                "folder"
+            )
+    if progress is not None:
+        progress.done(f"{len(problems)} broken" if problems else "")
+    if cache_path and examples is not None and not problems:
         export_npz(examples, cache_path)
-    return examples
+    return examples, problems
 
 
 def check_resize_mode(resize_mode):
@@ -324,43 +378,94 @@ def check_resize_mode(resize_mode):
         )
 
 
-def collect(dataset, skip_bad=False):
+def collect(dataset, skip_bad=False, progress=None):
     """Runs a decoding dataset once into `Examples`.
 
     Elements are `preprocess` dicts with `name`, `breed_id` and `species`
     (and `trimap_path` where known). Examples whose status is not OK are left
     out and listed in `Examples.skipped`.
 
+    Args:
+        dataset: the decoding `tf.data.Dataset`.
+        skip_bad: leave broken examples out instead of raising. Defaults to
+            `False`.
+        progress: a `tfseg.progress.Progress` to advance per example, or
+            `None` (silent). Defaults to `None`.
+
     Raises:
         DataError: if any example is broken and not `skip_bad`, or none is
             left.
     """
+    examples, problems = gather(dataset, progress)
+    if progress is not None:
+        progress.done(f"{len(problems)} broken" if problems else "")
+    return settle({"requested": (examples, problems)}, skip_bad)["requested"]
+
+
+def gather(dataset, progress=None):
+    """Runs a decoding dataset once: `(Examples or None, {name: problem})`.
+
+    The examples whose check failed are the problems; `Examples` is `None`
+    when no example passed. `progress` is advanced per example; ending it
+    (`done`) is the caller's, which may find more problems.
+    """
     columns = {key: [] for key in ("image", "mask", "name", "breed_id", "species")}
-    originals, skipped = [], {}
+    originals, problems = [], {}
     for example in dataset.prefetch(AUTOTUNE).as_numpy_iterator():
+        if progress is not None:
+            progress.advance()
         name = example["name"].decode()
         if example["status"] != STATUS_OK:
             where = example.get("trimap_path", b"").decode()
             problem = STATUS_MESSAGES[int(example["status"])]
-            skipped[name] = f"{problem} ({where})" if where else problem
+            problems[name] = f"{problem} ({where})" if where else problem
             continue
         for key, column in columns.items():
             column.append(name if key == "name" else example[key])
         if "original_mask" in example:
             originals.append(example["original_mask"])
-    if skipped and not skip_bad:
-        raise DataError(skipped)
     if not columns["name"]:
-        raise DataError(skipped, "No example of the split could be loaded.")
-    return Examples(
+        return None, problems
+    examples = Examples(
         images=np.stack(columns["image"]),
         masks=np.stack(columns["mask"]),
         names=np.array(columns["name"]),
         breed_ids=np.array(columns["breed_id"], np.int32),
         species=np.array(columns["species"], np.int32),
         original_masks=originals or None,
-        skipped=skipped,
     )
+    return examples, problems
+
+
+def settle(found, skip_bad):
+    """One verdict over several splits' `(examples, problems)`.
+
+    Args:
+        found: `{split: (Examples or None, {name: problem})}`.
+        skip_bad: keep going without the broken examples.
+
+    Returns:
+        `{split: Examples}`, each listing its problems in `skipped`.
+
+    Raises:
+        DataError: listing every problem of every split at once, unless
+            `skip_bad`; or, with `skip_bad`, if a split has no example left.
+    """
+    problems = {
+        name: problem
+        for _, split_problems in found.values()
+        for name, problem in split_problems.items()
+    }
+    if problems and not skip_bad:
+        raise DataError(problems)
+    empty = [split for split, (examples, _) in found.items() if examples is None]
+    if empty:
+        raise DataError(
+            problems, f"No example of the {' or '.join(empty)} split could be loaded."
+        )
+    for examples, split_problems in found.values():
+        examples.skipped.update(split_problems)
+    return {split: examples for split, (examples, _) in found.items()}
 
 
 def _cache_path(cache_dir, records, settings):
@@ -411,11 +516,16 @@ def make_dataset(
             `True`.
         class_weights: one weight per class; batches then carry a third
             element, per-pixel `sample_weight`s (Keras's `class_weight` does
-            not apply to masks). Defaults to `None`.
+            not apply to masks; see `class_weights.class_weight_table`).
+            Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset`.
+
+    Raises:
+        ValueError: for class weights that do not fit the masks.
     """
+    table = class_weight_table(class_weights, examples.masks)
     dataset = tf.data.Dataset.from_tensor_slices((examples.images, examples.masks))
     if training:
         dataset = dataset.shuffle(
@@ -437,14 +547,9 @@ def make_dataset(
         dataset = dataset.map(
             lambda images, masks: (tf.cast(images, tf.float32), masks)
         )
-    if class_weights is not None:
-        weights = tf.constant(class_weights, tf.float32)
+    if table is not None:
         dataset = dataset.map(
-            lambda images, masks: (
-                images,
-                masks,
-                tf.gather(weights, tf.cast(masks[..., 0], tf.int32)),
-            )
+            lambda images, masks: (images, masks, pixel_weights(tf_ops(), table, masks))
         )
     options = tf.data.Options()
     options.deterministic = deterministic

@@ -1,0 +1,174 @@
+"""Every setting of a training run, its defaults and its choices, written once.
+
+Pure Python (no Keras, no TensorFlow): the command line reads these to build
+its flags and answer `--help` at once; the data pipeline, the losses, the
+comparison and the run folder read the same names.
+"""
+
+import dataclasses
+import os
+
+DEFAULT_IMAGE_SIZE = 128
+SPLITS = ("train", "val", "test")
+RESIZE_MODES = ("stretch", "crop", "pad")
+LOSS_NAMES = ("ce", "dice", "ce+dice", "focal")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+# The score that picks best.keras (a Keras log name).
+MONITOR = "val_mean_iou"
+# Settings holding paths: saved absolute, so a run is usable from any folder.
+PATH_FIELDS = ("data_dir", "data_npz", "cache_dir", "output_dir", "resume")
+# Settings a resumed run may change: how long it trains, where it is.
+RESUMABLE_FIELDS = ("epochs", "time_budget", "resume")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a training run; saved as `config.json`.
+
+    Attributes mirror the flags of `tfseg train` (`--image-size` sets
+    `image_size`). `encoder_weights="auto"` means ImageNet weights for
+    pretrained encoders and none for models trained from scratch.
+    """
+
+    model: str = "mobilenet_unet"
+    model_args: dict = dataclasses.field(default_factory=dict)
+    encoder: str = None
+    alpha: float = None
+    data_dir: str = None
+    data_npz: str = None
+    synthetic: int = 0
+    image_size: int = DEFAULT_IMAGE_SIZE
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_epochs: float = 1.0
+    weight_decay: float = 1e-4
+    loss: str = "ce"
+    class_weights: tuple = None
+    precision: str = "auto"
+    strategy: str = "auto"
+    encoder_weights: str = "auto"
+    freeze_encoder: bool = False
+    augment: bool = True
+    val_fraction: float = 0.1
+    max_examples: int = None
+    binary: bool = False
+    skip_bad: bool = False
+    cache_dir: str = None
+    early_stopping: int = 0
+    time_budget: float = None
+    seed: int = 0
+    output_dir: str = "runs"
+    run_name: str = None
+    resume: str = None
+
+    @property
+    def num_classes(self):
+        return 2 if self.binary else 3
+
+    def absolute(self):
+        """A copy whose paths (data, cache, output, resume, a weights file)
+        are absolute, as `config.json` keeps them."""
+        changes = {
+            name: os.path.abspath(os.path.expanduser(getattr(self, name)))
+            for name in PATH_FIELDS
+            if getattr(self, name)
+        }
+        weights = self.encoder_weights
+        if weights and weights not in ("auto", "imagenet", "none", "None"):
+            changes["encoder_weights"] = os.path.abspath(os.path.expanduser(weights))
+        return dataclasses.replace(self, **changes)
+
+    def validate(self):
+        """Raises `ValueError` for a setting that cannot work, saying why."""
+        checks = [
+            (self.precision in PRECISIONS, f"--precision must be one of {PRECISIONS}"),
+            (self.strategy in STRATEGIES, f"--strategy must be one of {STRATEGIES}"),
+            (self.loss in LOSS_NAMES, f"--loss must be one of {LOSS_NAMES}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
+            (
+                self.batch_size >= 1,
+                f"--batch-size must be at least 1, not {self.batch_size}",
+            ),
+            (
+                self.image_size >= 32,
+                f"--image-size must be at least 32, not {self.image_size}",
+            ),
+            (self.learning_rate > 0, "--learning-rate must be positive"),
+            (0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
+            (
+                self.max_examples is None or self.max_examples >= 1,
+                f"--max-examples must be at least 1, not {self.max_examples}",
+            ),
+            (self.synthetic >= 0, "--synthetic must be a count of pets (N >= 1)"),
+            (
+                sum(map(bool, (self.data_dir, self.data_npz, self.synthetic))) <= 1,
+                "--data-dir, --data-npz and --synthetic are different sources; "
+                "pass one of them",
+            ),
+            (
+                not (self.data_npz and self.cache_dir),
+                "--cache-dir caches decoded images; --data-npz data is decoded "
+                "already, so drop --cache-dir",
+            ),
+            (
+                self.class_weights is None
+                or len(self.class_weights) == self.num_classes,
+                f"--class-weights needs {self.num_classes} values (one per class: "
+                f"{self.num_classes - 1} is the last); received "
+                f"{list(self.class_weights or [])}",
+            ),
+            (
+                self.class_weights is None
+                or all(weight > 0 for weight in self.class_weights),
+                "--class-weights must be positive numbers (a class weighted 0 or "
+                f"less is not learned, or unlearned); received "
+                f"{list(self.class_weights or [])}",
+            ),
+            (
+                self.class_weights is None or self.loss != "dice",
+                "--class-weights weight pixels of the ce, ce+dice and focal losses; "
+                "Dice is class-balanced already",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"{message}.")
+
+    def conflicts(self, other):
+        """`{field: (self's, other's)}` of the settings that differ, but for
+        those a resumed run may change (`RESUMABLE_FIELDS`)."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return {
+            name: (mine[name], theirs[name])
+            for name in mine
+            if name not in RESUMABLE_FIELDS
+            and _plain(mine[name]) != _plain(theirs[name])
+        }
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from `config.json`'s `"config"` (fields it lacks take
+        their defaults; unknown ones are an error)."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(
+                f"config.json holds settings this tfseg does not know: {unknown}. "
+                "It was written by another version of tfseg."
+            )
+        values = dict(values)
+        if values.get("class_weights") is not None:
+            values["class_weights"] = tuple(values["class_weights"])
+        return cls(**values)
+
+
+def _plain(value):
+    """Tuples and lists compare equal (JSON has only lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def flag(name):
+    """The command-line flag of a config field: `image_size` -> `--image-size`."""
+    return "--" + name.replace("_", "-")

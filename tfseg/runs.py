@@ -1,0 +1,262 @@
+"""The run folder: its files, its life, and the one atomic writer.
+
+A run of `tfseg train` lives in `<output-dir>/<run-name>/`:
+
+    config.json     resolved configuration (absolute paths), versions,
+                    precision, devices, example counts, skipped files
+    state.json      epochs finished, best score (written after each epoch)
+    history.csv     one row per epoch (Keras CSVLogger)
+    last.keras      model + optimizer after the last finished epoch
+    best.keras      model + optimizer at the best validation mean IoU
+    model.keras     the best model without compile state: reloads with
+                    keras.models.load_model anywhere, no tfseg import
+    metrics.json    test scores (also metrics.md), predictions.png,
+    curves.png      and logs/ for TensorBoard (TensorFlow backend)
+
+The rules, kept here and nowhere else:
+- a new run never writes into an existing folder (`plan_new_run` refuses);
+  the folder is made only once the run has started (`create_run`), so a
+  failed start leaves nothing behind;
+- every file is written to a temporary name and renamed (`atomic_write`),
+  so a crash or a full disk never leaves a broken file, and the temporary
+  file is removed; files get the user's umask, not `mkstemp`'s 0600;
+- `open_run` reads a folder back for `--resume`, `evaluate`, `predict` and
+  `export`, and says what is wrong with it when it cannot.
+
+No Keras import at module level: `tfseg --help` and the data code use it.
+"""
+
+import contextlib
+import csv
+import errno
+import json
+import os
+import tempfile
+
+from tfseg.config import TrainConfig
+
+CONFIG = "config.json"
+STATE = "state.json"
+HISTORY = "history.csv"
+LAST = "last.keras"
+BEST = "best.keras"
+MODEL = "model.keras"
+INTERRUPTED = "interrupted.keras"
+METRICS = "metrics"  # metrics.json and metrics.md
+
+
+class RunError(ValueError):
+    """A run folder or an output path that cannot be used, with the fix."""
+
+
+def umask():
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def file_mode():
+    """The mode a plain `open(path, "w")` would give: 0o666 less the umask."""
+    return 0o666 & ~umask()
+
+
+def _explain_os_error(path, error):
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        reason += " (free some space and retry; nothing half-written was kept)"
+    return f"Cannot write {os.fspath(path)!r}: {reason}."
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`; renamed onto `path` on success.
+
+    On any failure the temporary file is removed and `path` keeps its old
+    content; an `OSError` (disk full, no permission) becomes a `RunError`.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    temporary = os.path.join(directory, f".tmp_{os.getpid()}_{name}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as error:
+        raise RunError(_explain_os_error(path, error)) from error
+    finally:
+        if os.path.lexists(temporary):
+            os.remove(temporary)
+
+
+def atomic_write(path, content):
+    """Writes `content` (str or bytes) to `path` atomically, with the umask's
+    mode."""
+    mode = "wb" if isinstance(content, bytes) else "w"
+    with atomic_path(path) as temporary:
+        with open(temporary, mode) as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, file_mode())
+
+
+def write_json(path, data):
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(path, default=None):
+    """The JSON in `path`, or `default` if there is no such file."""
+    if not os.path.isfile(path):
+        return default
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunError(f"{os.fspath(path)!r} is damaged: {error}.") from error
+
+
+def save_model(model, path, **kwargs):
+    """`model.save(path)` through a temporary file and a rename (the temporary
+    name keeps the `.keras` ending Keras reads the format from)."""
+    with atomic_path(path) as temporary:
+        model.save(temporary, **kwargs)
+
+
+def load_model(path, *, compile=True, hint=""):
+    """`keras.models.load_model`, with a clear error for a damaged file."""
+    import keras  # only where a model is loaded
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise RunError(f"{path!r} does not exist.{hint and ' ' + hint}")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as error:  # any failure means a bad file
+        reason = str(error).strip().splitlines()[0][:200] if str(error) else ""
+        raise RunError(
+            f"{path!r} cannot be read: the file is damaged or not a Keras "
+            f"model ({type(error).__name__}: {reason}).{hint and ' ' + hint}"
+        ) from error
+
+
+# --------------------------------------------------------------------------
+# A run's life
+
+
+def check_output_dir(output_dir):
+    """Raises `RunError` if runs cannot be written into `output_dir`."""
+    existing = os.path.abspath(output_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise RunError(
+            f"--output-dir {output_dir!r}: {existing!r} is a file, not a folder. "
+            "Pass a folder (it is created if missing)."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(
+            f"--output-dir {output_dir!r}: {existing!r} is not writable by you. "
+            "Pass a folder you can write to."
+        )
+
+
+def plan_new_run(config, stamp):
+    """The folder a new run will use (not made yet): `<output-dir>/<name>`.
+
+    Raises:
+        RunError: if the output folder is unusable, or the folder exists
+            (a new run never writes into an old one).
+    """
+    check_output_dir(config.output_dir)
+    name = config.run_name or f"{stamp}_{config.model}"
+    if os.sep in name or name in ("", ".", ".."):
+        raise RunError(f"--run-name must be a plain folder name; received {name!r}.")
+    run_dir = os.path.join(config.output_dir, name)
+    if os.path.lexists(run_dir):
+        raise RunError(
+            f"Run folder {run_dir!r} exists already, and a new run never "
+            f"writes into an old one. Continue it with `tfseg train --resume "
+            f"{run_dir}`, or pass another --run-name."
+        )
+    return run_dir
+
+
+def create_run(run_dir, record):
+    """Makes the run folder and writes its `config.json` (`record`)."""
+    try:
+        os.makedirs(run_dir)
+    except OSError as error:
+        raise RunError(_explain_os_error(run_dir, error)) from error
+    write_json(os.path.join(run_dir, CONFIG), record)
+
+
+def read_config(run_dir, needs=()):
+    """The `TrainConfig` and whole record of a run folder's `config.json`.
+
+    Raises:
+        RunError: if `run_dir` is not a run folder or lacks a file of `needs`.
+    """
+    record = read_json(os.path.join(run_dir, CONFIG))
+    if not os.path.isdir(run_dir) or record is None:
+        raise RunError(
+            f"{run_dir!r} is not a tfseg run folder: it has no {CONFIG}. Pass a "
+            "folder that `tfseg train` made (runs/<time>_<model> by default)."
+        )
+    missing = [
+        name for name in needs if not os.path.isfile(os.path.join(run_dir, name))
+    ]
+    if missing:
+        raise RunError(
+            f"{run_dir!r} has no {' or '.join(missing)}: its training has not "
+            f"finished. Finish it with `tfseg train --resume {run_dir}`."
+        )
+    return TrainConfig.from_dict(record["config"]), record
+
+
+def read_state(run_dir):
+    return read_json(os.path.join(run_dir, STATE), {"epochs_done": 0})
+
+
+def open_run(run_dir):
+    """The configuration and trained model of a finished run folder."""
+    config, _ = read_config(run_dir, needs=(MODEL,))
+    return config, load_model(
+        os.path.join(run_dir, MODEL),
+        hint=f"Write it again from best.keras with `tfseg train --resume {run_dir}`.",
+    )
+
+
+def history_rows(run_dir):
+    """The rows of a run's history.csv, as dicts of strings."""
+    path = os.path.join(run_dir, HISTORY)
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def trim_history(run_dir, epochs_done):
+    """Keeps the header and the first `epochs_done` rows of history.csv
+    (rows of an epoch that was killed before its checkpoint are dropped)."""
+    path = os.path.join(run_dir, HISTORY)
+    if not os.path.isfile(path):
+        return
+    with open(path) as file:
+        lines = file.readlines()
+    atomic_write(path, "".join(lines[: 1 + epochs_done]))
+
+
+def report_paths(run_dir, name=None):
+    """`(json, md)` paths of a report: `metrics.*`, or `metrics_<name>.*`."""
+    stem = os.path.join(run_dir, METRICS + (f"_{name}" if name else ""))
+    return stem + ".json", stem + ".md"
+
+
+def scratch_dir(parent, prefix):
+    """A new temporary folder in `parent` (made if missing), with the
+    umask's mode (not `mkdtemp`'s 0700: it is renamed into place)."""
+    os.makedirs(parent, exist_ok=True)
+    folder = tempfile.mkdtemp(dir=parent, prefix=prefix)
+    os.chmod(folder, 0o777 & ~umask())
+    return folder
