@@ -4,8 +4,8 @@ on its test list, and print one table row per recipe.
     KERAS_HOME=<folder with models/ holding the MobileNetV2 weight files> \\
         python benchmarks/quality.py [--recipes best] [--output-dir runs/quality]
 
-Every recipe runs through `train_pet.main`, the same code path as the
-command line; the run folders keep everything (config, curves, metrics).
+Every recipe runs through `tfseg.cli.main(["train", ...])`, the same code
+path as the command line; the run folders keep everything (config, curves, metrics).
 `../shared/data/keras_weights` has the alpha 0.35 and 0.5 ImageNet files:
 copy them into `$KERAS_HOME/models/`, where Keras looks before downloading.
 """
@@ -14,8 +14,8 @@ import argparse
 import os
 import time
 
-import train_pet
-from tfseg import training
+from tfseg import cli
+from tfseg import runs
 
 DATA_DIR = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "../../shared/data/oxford_iiit_pet")
@@ -58,8 +58,10 @@ def main(argv=None):
     rows = []
     for recipe in args.recipes:
         start = time.time()
-        run_dir = train_pet.main(
+        run_dir = os.path.join(args.output_dir, recipe)
+        code = cli.main(
             [
+                "train",
                 *RECIPES[recipe],
                 "--data-dir",
                 args.data_dir,
@@ -71,8 +73,10 @@ def main(argv=None):
                 recipe,
             ]
         )
+        if code:
+            raise SystemExit(code)
         minutes = (time.time() - start) / 60
-        report = training.read_json(os.path.join(run_dir, "metrics.json"))
+        report = runs.read_json(os.path.join(run_dir, "metrics.json"))
         rows.append((recipe, minutes, report))
     print(
         "\n| recipe | wall min | resolution | pixel acc | mean IoU | IoU pet | "

@@ -1,7 +1,9 @@
 """Shared test set-up: quiet TensorFlow, the shared data folder, clean state."""
 
+import json
 import os
 import pathlib
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -33,3 +35,42 @@ def _reset_keras_state():
     yield
     keras.config.set_dtype_policy("float32")
     keras.backend.clear_session()
+
+
+# Tiny training runs: 20 synthetic pets at 32 px, batches of 4.
+TINY = ["--synthetic", "20", "--image-size", "32", "--batch-size", "4"]
+
+
+def small_model_flags(name):
+    """`tfseg train` flags of a small version of model `name`."""
+    from tests.models.test_models import SMALL
+
+    flags = ["--model", name, "--encoder-weights", "none"]
+    for key, value in SMALL[name].items():
+        if key == "alpha":
+            flags += ["--alpha", str(value)]
+        else:
+            flags += ["--model-arg", f"{key}={json.dumps(value)}"]
+    return flags
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A finished two-epoch run of a small U-Net, trained once per session;
+    tests must not change it (work on `copy_run(finished_run, tmp_path)`)."""
+    from tfseg.cli import main
+
+    output_dir = tmp_path_factory.mktemp("runs")
+    flags = [*TINY, *small_model_flags("unet"), "--epochs", "2", "--loss", "ce+dice"]
+    assert (
+        main(["train", *flags, "--output-dir", str(output_dir), "--run-name", "done"])
+        == 0
+    )
+    return str(output_dir / "done")
+
+
+def copy_run(run_dir, tmp_path):
+    """A copy of a run folder in `tmp_path`, to change freely."""
+    target = tmp_path / "copy"
+    shutil.copytree(run_dir, target)
+    return str(target)

@@ -14,7 +14,7 @@ from tfseg.data import write_synthetic_pets
 
 FLAGS = [
     "--models", "unet,fcn8s,pix2pix", "--synthetic", "16", "--image-size", "64",
-    "--epochs", "1", "--batch-size", "4",
+    "--epochs", "2", "--batch-size", "4",
     "--model-arg", "unet:base_filters=4",
     "--model-arg", "fcn8s:fc_width=-1",  # deliberately broken
     "--model-arg", "pix2pix:base_filters=4",

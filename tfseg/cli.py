@@ -1,256 +1,340 @@
-"""`python -m tfseg COMMAND`: data checks and export.
+"""`tfseg COMMAND`: the command line. It parses, then calls the library.
 
-python -m tfseg verify-data DIR
-python -m tfseg export-data --data-dir DIR --split train --image-size 128 --out FILE
+    tfseg train --model unet --data-dir DIR        (train_pet.py is the same)
+    tfseg evaluate RUN_DIR [--data-dir DIR]
+    tfseg predict RUN_DIR my_cat.jpg --out preds/
+    tfseg export RUN_DIR --format savedmodel|tflite|onnx
+    tfseg compare --models fcn8s,unet,mobilenet_unet --data-dir DIR
+    tfseg verify-data DIR
+    tfseg export-data --data-dir DIR --image-size 128 --out pets.npz
+
+Nothing heavy is imported to parse: `--help` and argument errors answer at
+once, and Keras and TensorFlow load only when a command runs. TensorFlow's
+C++ start-up lines are hidden unless `--verbose` (or your own
+`TF_CPP_MIN_LOG_LEVEL`) asks for them.
 """
 
 import argparse
+import dataclasses
+import importlib.util
+import json
 import os
+import re
 import sys
+import tempfile
 
+from tfseg import config as settings
+from tfseg.config import TrainConfig
 
-def verify_data(directory, out=None):
-    """Checks every image/trimap pair and split-list entry of a folder.
+EPILOG = "Run `tfseg COMMAND --help` for the flags of a command."
+# Exit codes: 1 = the command ran but part of its work failed (e.g. some
+# images unreadable); 2 = nothing done, the input cannot work.
+PARTIAL_FAILURE = 1
+USAGE_ERROR = 2
 
-    Prints a report naming each broken file and its problem.
-
-    Returns:
-        The number of problems found (0: the folder is fine).
-    """
-    from tfseg.data import OxfordPetFolder  # noqa: PLC0415
-    from tfseg.data.pipeline import inspect_pair  # noqa: PLC0415 - TensorFlow
-
-    out = out or sys.stdout
-    folder = OxfordPetFolder(directory)
-    problems = {}
-    images = folder.stems(folder.images_dir, ".jpg")
-    trimaps = folder.stems(folder.trimaps_dir, ".png")
-    for name in sorted(images - trimaps):
-        problems[name] = f"image has no trimap {folder.trimap_path(name)!r}"
-    for name in sorted(trimaps - images):
-        problems[name] = f"trimap has no image {folder.image_path(name)!r}"
-    for split in ("trainval", "test"):
-        try:
-            entries = folder.read_list(split)
-        except ValueError as error:
-            problems[f"annotations/{split}.txt"] = str(error)
-            continue
-        if entries is None:
-            print(f"note: annotations/{split}.txt is absent", file=out)
-            continue
-        _, missing = folder.records(entries)  # {name: what is missing}
-        for name, problem in missing.items():
-            problems[name] = f"listed in {split}.txt but {problem}"
-    pairs = folder.paired_names()
-    for index, name in enumerate(pairs, 1):
-        problem = inspect_pair(folder.image_path(name), folder.trimap_path(name))
-        if problem:
-            problems[name] = problem
-        if index % 500 == 0:
-            print(f"checked {index}/{len(pairs)} pairs", file=out)
-    for name, problem in sorted(problems.items()):
-        print(f"BROKEN {name}: {problem}", file=out)
-    print(
-        f"{len(pairs)} image/trimap pairs checked in {folder.root}: "
-        f"{len(problems)} problem(s).",
-        file=out,
-    )
-    return len(problems)
-
-
-def export_data(args):
-    from tfseg.data import export_npz  # noqa: PLC0415
-    from tfseg.data import load_oxford_pet  # noqa: PLC0415 - TensorFlow
-    from tfseg.data.arrays import split_path  # noqa: PLC0415
-
-    splits = load_oxford_pet(
-        args.data_dir,
-        args.image_size,
-        splits=args.split,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        binary=args.binary,
-        resize_mode=args.resize_mode,
-        max_examples=args.max_examples,
-        skip_bad=args.skip_bad,
-    )
-    for split, examples in splits.items():
-        path = args.out if len(splits) == 1 else split_path(args.out, split)
-        export_npz(examples, path)
-        print(f"{split}: {len(examples)} examples -> {path}")
-        for name, problem in sorted(examples.skipped.items()):
-            print(f"  skipped {name}: {problem}")
-
-
-def load_run(run_dir):
-    """The configuration and trained model of a run folder."""
-    import keras  # noqa: PLC0415
-
-    from tfseg import training  # noqa: PLC0415
-
-    saved = training.read_json(os.path.join(run_dir, "config.json"))
-    model_path = os.path.join(run_dir, "model.keras")
-    if saved is None or not os.path.isfile(model_path):
-        raise ValueError(
-            f"{run_dir!r} is not a finished run folder: it needs config.json and "
-            "model.keras (written when train_pet.py finishes; resume an "
-            "unfinished run with --resume)."
-        )
-    config = training.TrainConfig(**saved["config"])
-    return config, keras.models.load_model(model_path)
-
-
-def evaluate_run(args):
-    from tfseg import evaluate  # noqa: PLC0415
-    from tfseg import training  # noqa: PLC0415
-
-    config, model = load_run(args.run_dir)
-    if args.data_dir:
-        config.data_dir, config.synthetic = args.data_dir, 0
-    splits = training.load_data(config, args.run_dir)
-    report = evaluate.evaluate_model(model, splits["test"], config.batch_size)
-    evaluate.write_report(report, args.run_dir)
-    print(evaluate.format_report(report))
-
-
-def predict_images(args):
-    import keras  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
-
-    from tfseg import visualize  # noqa: PLC0415
-
-    _, model = load_run(args.run_dir)
-    height, width = model.input_shape[1:3]
-    os.makedirs(args.out, exist_ok=True)
-    for path in args.images:
-        try:
-            image = Image.open(path).convert("RGB")
-        except (OSError, ValueError) as error:
-            raise ValueError(f"Cannot read image {path!r}: {error}") from error
-        original = np.asarray(image)
-        # As the pipeline resizes: area averaging to shrink, bilinear to grow.
-        shrinking = image.width >= width and image.height >= height
-        method = Image.BOX if shrinking else Image.BILINEAR
-        resized = np.asarray(image.resize((width, height), method), np.float32)
-        logits = model(resized[None], training=False)
-        logits = keras.ops.image.resize(
-            logits, original.shape[:2], interpolation="bilinear"
-        )
-        mask = keras.ops.convert_to_numpy(logits)[0].argmax(-1).astype(np.uint8)
-        stem = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0])
-        Image.fromarray(mask).save(f"{stem}_mask.png")
-        Image.fromarray(visualize.overlay(original, mask)).save(f"{stem}_overlay.png")
-        print(f"{path} -> {stem}_mask.png (class ids), {stem}_overlay.png")
-
-
-# --format: (Keras's `model.export` format, default name in the run folder)
-EXPORT_FORMATS = {
-    "savedmodel": ("tf_saved_model", "savedmodel"),
-    "tflite": ("litert", "model.tflite"),
-    "onnx": ("onnx", "model.onnx"),
+# Help of the train flags; every TrainConfig field has a flag.
+TRAIN_HELP = {
+    "model": "one of tfseg.list_models()",
+    "model_args": "builder argument KEY=VALUE (value read as JSON), repeatable",
+    "encoder": "unet, vgg16, resnet50 or mobilenet_v2 (default: the model's)",
+    "alpha": "MobileNetV2 width multiplier",
+    "data_dir": "local Oxford-IIIT Pet folder (official layout); default: TFDS",
+    "data_npz": "splits from `tfseg export-data --out FILE` (no TensorFlow needed)",
+    "synthetic": "train on N synthetic pets (a smoke run, no download)",
+    "class_weights": "one positive weight per class (pet, background, border)",
+    "encoder_weights": "auto (ImageNet for pretrained encoders), imagenet, none "
+    "or a .h5 path",
+    "max_examples": "at most N examples per split",
+    "binary": "pet and border vs background",
+    "skip_bad": "skip broken files and list them",
+    "cache_dir": "keep decoded splits here as .npz",
+    "early_stopping": "stop after PATIENCE epochs without a better val mean IoU",
+    "time_budget": "stop at the end of the epoch after MIN minutes",
+    "output_dir": "where run folders go",
+    "run_name": "run folder name (default: <time>_<model>); never reused",
+    "resume": "continue RUN_DIR from its last finished epoch; --epochs N extends it",
+}
+TRAIN_CHOICES = {
+    "loss": settings.LOSS_NAMES,
+    "precision": settings.PRECISIONS,
+    "strategy": settings.STRATEGIES,
+}
+TRAIN_METAVARS = {
+    "model_args": "KEY=VALUE",
+    "data_npz": "FILE",
+    "synthetic": "N",
+    "early_stopping": "PATIENCE",
+    "time_budget": "MIN",
+    "resume": "RUN_DIR",
+    "max_examples": "N",
 }
 
 
-def export_model(args):
-    """Writes the run's model as a SavedModel, a TFLite (LiteRT) file or ONNX.
+def add_train_arguments(parser):
+    """One flag per `TrainConfig` field, without defaults in the namespace
+    (`argparse.SUPPRESS`): the parsed flags are those the user gave."""
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        name = field.name
+        default = getattr(defaults, name)
+        help_text = TRAIN_HELP.get(name, "")
+        if not isinstance(default, (list, dict)):
+            help_text += (
+                f" (default: {default})" if help_text else f"default: {default}"
+            )
+        options = dict(dest=name, default=argparse.SUPPRESS, help=help_text)
+        if name == "augment":
+            parser.add_argument("--no-augment", action="store_false", **options)
+        elif field.type is bool:
+            parser.add_argument(settings.flag(name), action="store_true", **options)
+        elif name == "model_args":
+            parser.add_argument(
+                "--model-arg", action="append", type=parse_model_arg, **options
+            )
+        elif name == "class_weights":
+            parser.add_argument(settings.flag(name), type=float, nargs="+", **options)
+        else:
+            kind = {"int": int, "float": float}.get(_type_name(field.type), str)
+            parser.add_argument(
+                settings.flag(name),
+                type=kind,
+                choices=TRAIN_CHOICES.get(name),
+                metavar=TRAIN_METAVARS.get(name),
+                **options,
+            )
 
-    All three go through Keras's `model.export`; the tests run each exported
-    file and compare its logits with the Keras model's.
-    """
-    import numpy as np  # noqa: PLC0415
 
-    _, model = load_run(args.run_dir)
-    keras_format, default_name = EXPORT_FORMATS[args.format]
-    out = args.out or os.path.join(args.run_dir, default_name)
-    # Keras traces the ONNX graph from a model that has run once; a model
-    # fresh from load_model has not.
-    model(np.zeros((1, *model.input_shape[1:]), np.float32))
+def _type_name(annotation):
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def parse_model_arg(item):
+    """`"key=value"` -> `("key", value)`, the value read as JSON when it parses."""
+    key, separator, value = item.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE; received {item!r}")
     try:
-        model.export(out, format=keras_format, verbose=False)
-    except ImportError as error:
-        raise ValueError(
-            f"{args.format} export needs extra packages ({error}); install "
-            "them with `python3 -m pip install onnx tf2onnx` (the project's "
-            "`export` extra) on the TensorFlow backend and retry."
-        ) from error
-    print(f"exported {args.format} to {out}")
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def train_config(args):
+    """`(TrainConfig, names of the settings given)` from parsed train flags."""
+    given = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(TrainConfig)
+        if hasattr(args, field.name)
+    }
+    if "model_args" in given:
+        given["model_args"] = dict(given["model_args"])
+    if "class_weights" in given:
+        given["class_weights"] = tuple(given["class_weights"])
+    return TrainConfig(**given), set(given)
+
+
+def run_train(args):
+    from tfseg.training import train  # imports Keras
+
+    config, given = train_config(args)
+    train(config, explicit=given)
+
+
+def run_verify_data(args):
+    from tfseg.data.verify import verify_folder
+
+    return PARTIAL_FAILURE if verify_folder(args.directory) else 0
+
+
+def run_export_data(args):
+    from tfseg.data.loading import export_splits  # TensorFlow
+
+    config = TrainConfig(
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        binary=args.binary,
+        max_examples=args.max_examples,
+        skip_bad=args.skip_bad,
+    )
+    export_splits(config, args.split, args.out, resize_mode=args.resize_mode)
+
+
+def run_evaluate(args):
+    from tfseg.evaluate import evaluate_run
+
+    evaluate_run(
+        args.run_dir,
+        data_dir=args.data_dir,
+        data_npz=args.data_npz,
+        out=args.out,
+        skip_bad=args.skip_bad,
+    )
+
+
+def run_predict(args):
+    from tfseg.predict import predict_files
+
+    failed = predict_files(args.run_dir, args.images, args.out)
+    return PARTIAL_FAILURE if failed else 0
+
+
+def run_export(args):
+    from tfseg.export import export_run
+
+    export_run(args.run_dir, args.format, args.out)
+
+
+def run_compare(args):
+    from tfseg.compare import compare
+
+    compare(args)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m tfseg", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    verify = commands.add_parser(
-        "verify-data", help="check a dataset folder and name every broken file"
+    from tfseg import compare  # its flags; imports no Keras
+    from tfseg.export import FORMATS  # imports no Keras
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own start-up and C++ log lines",
     )
-    verify.add_argument("directory", help="folder in the official archive layout")
-    export = commands.add_parser(
-        "export-data", help="write preprocessed splits to .npz (for any backend)"
+    parser = argparse.ArgumentParser(
+        prog="tfseg",
+        description="Semantic segmentation of Oxford-IIIT Pet with Keras 3.",
+        epilog=EPILOG,
     )
-    export.add_argument("--data-dir", help="dataset folder; default: TFDS")
-    export.add_argument(
-        "--split",
-        nargs="+",
-        default=["train", "val", "test"],
-        choices=["train", "val", "test"],
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, handler, help_text, **kwargs):
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[common], **kwargs
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add_train_arguments(
+        command("train", run_train, "train a model, evaluate it, write a run folder")
     )
-    export.add_argument("--image-size", type=int, default=128)
-    export.add_argument("--val-fraction", type=float, default=0.1)
-    export.add_argument("--seed", type=int, default=0)
-    export.add_argument("--binary", action="store_true")
-    export.add_argument(
-        "--resize-mode", default="stretch", choices=["stretch", "crop", "pad"]
-    )
-    export.add_argument("--max-examples", type=int)
-    export.add_argument("--skip-bad", action="store_true")
-    export.add_argument(
-        "--out", required=True, help="output .npz (one per split: FILE_SPLIT.npz)"
-    )
-    evaluate = commands.add_parser(
-        "evaluate", help="score a run's model on the test split"
-    )
+
+    evaluate = command("evaluate", run_evaluate, "score a run's model on a test split")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument(
-        "--data-dir", help="score on this folder's test split instead"
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data-dir",
+        help="score this folder's test split (writes metrics_<folder>.json; the "
+        "run's own report stays)",
     )
-    predict = commands.add_parser("predict", help="segment your own images")
+    source.add_argument("--data-npz", metavar="FILE", help="exported splits instead")
+    evaluate.add_argument(
+        "--out", metavar="FILE.json", help="where to write the report (and .md)"
+    )
+    evaluate.add_argument(
+        "--skip-bad", action="store_true", help=TRAIN_HELP["skip_bad"]
+    )
+
+    predict = command("predict", run_predict, "segment your own images")
     predict.add_argument("run_dir")
     predict.add_argument("images", nargs="+")
-    predict.add_argument("--out", required=True, help="folder for masks and overlays")
-    export_parser = commands.add_parser("export", help="export a run's model")
-    export_parser.add_argument("run_dir")
-    export_parser.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
-    export_parser.add_argument("--out", help="output path (default: in the run folder)")
-    from tfseg import compare  # noqa: PLC0415 - Keras only when used
+    predict.add_argument(
+        "--out", required=True, help="folder for masks and overlays (made if missing)"
+    )
+
+    export = command("export", run_export, "export a run's model")
+    export.add_argument("run_dir")
+    export.add_argument("--format", required=True, choices=list(FORMATS))
+    export.add_argument("--out", help="output path (default: in the run folder)")
 
     compare.add_arguments(
-        commands.add_parser("compare", help="train and compare several models")
+        command("compare", run_compare, "train and compare several models")
+    )
+
+    verify = command(
+        "verify-data", run_verify_data, "check a dataset folder, name every broken file"
+    )
+    verify.add_argument("directory", help="folder in the official archive layout")
+
+    export_data = command(
+        "export-data",
+        run_export_data,
+        "write preprocessed splits to .npz (trains on any backend, no TensorFlow)",
+    )
+    export_data.add_argument("--data-dir", help="dataset folder; default: TFDS")
+    export_data.add_argument(
+        "--split", nargs="+", default=list(settings.SPLITS), choices=settings.SPLITS
+    )
+    export_data.add_argument(
+        "--image-size", type=int, default=settings.DEFAULT_IMAGE_SIZE
+    )
+    export_data.add_argument(
+        "--val-fraction", type=float, default=TrainConfig.val_fraction
+    )
+    export_data.add_argument("--seed", type=int, default=TrainConfig.seed)
+    export_data.add_argument("--binary", action="store_true")
+    export_data.add_argument(
+        "--resize-mode", default=settings.RESIZE_MODES[0], choices=settings.RESIZE_MODES
+    )
+    export_data.add_argument("--max-examples", type=int)
+    export_data.add_argument("--skip-bad", action="store_true")
+    export_data.add_argument(
+        "--out", required=True, help="output .npz (one per split: FILE_SPLIT.npz)"
     )
     return parser
 
 
-def compare_models(args):
-    from tfseg import compare  # noqa: PLC0415
+# TensorFlow's C++ start-up lines (absl's format: I0000 00:00:... port.cc...),
+# printed while it is imported, before TF_CPP_MIN_LOG_LEVEL applies.
+TF_NOISE = re.compile(r"^([IW]\d{4} \d\d:\d\d|WARNING: All log messages before absl)")
+QUIET = "TFSEG_QUIET_TENSORFLOW"  # set where tfseg, not the user, set the level
+# Commands that read images, so import TensorFlow whatever the backend.
+DATA_COMMANDS = ("verify-data", "export-data")
 
-    compare.compare(args)
 
-
-COMMANDS = {
-    "compare": compare_models,
-    "export-data": export_data,
-    "evaluate": evaluate_run,
-    "predict": predict_images,
-    "export": export_model,
-}
+def quiet_tensorflow(command, verbose):
+    """Hides TensorFlow's C++ log lines, unless `verbose` or the user set
+    `TF_CPP_MIN_LOG_LEVEL`: sets it, and imports TensorFlow (where the
+    command will use it) with standard error captured, replaying only the
+    lines that are not start-up noise."""
+    user_level = "TF_CPP_MIN_LOG_LEVEL" in os.environ and not os.environ.get(QUIET)
+    if verbose or user_level:
+        return
+    # Set for this process and the ones it starts (compare's trainings).
+    os.environ.update({"TF_CPP_MIN_LOG_LEVEL": "3", QUIET: "1"})
+    uses_tensorflow = command in DATA_COMMANDS or (
+        os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+    )
+    if not uses_tensorflow or "tensorflow" in sys.modules:
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401 - imported quietly once
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        lines = capture.read().decode(errors="replace").splitlines()
+    kept = [line for line in lines if not TF_NOISE.match(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
 
 
 def main(argv=None):
+    """Runs one command; returns its exit code (0, 1 partial, 2 unusable)."""
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.command, args.verbose)
     try:
-        if args.command == "verify-data":
-            return 1 if verify_data(args.directory) else 0
-        COMMANDS[args.command](args)
-        return 0
-    except (ValueError, RuntimeError) as error:
+        return args.handler(args) or 0
+    except (ValueError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

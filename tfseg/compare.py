@@ -1,8 +1,9 @@
 """Compare models side by side: same data, split, seed, size and budget.
 
-`python -m tfseg compare --models fcn8s,unet,mobilenet_unet` trains every
-model through `train_pet.py` (each in its own process, so one failure or
-crash leaves the others untouched and each gets its own peak memory), then
+`tfseg compare --models fcn8s,unet,mobilenet_unet` trains every model with
+`tfseg train` (each in its own process, `python -m tfseg train`, so one
+failure or crash leaves the others untouched and each gets its own peak
+memory; it works from a source checkout and from an installed wheel), then
 measures them on this process's device and writes into the output folder:
 
     comparison.csv, comparison.md   one row per model
@@ -14,6 +15,7 @@ measures them on this process's device and writes into the output folder:
 import argparse
 import csv
 import dataclasses
+import io
 import os
 import statistics
 import subprocess
@@ -21,6 +23,11 @@ import sys
 import time
 
 import numpy as np
+
+import tfseg
+from tfseg import runs
+from tfseg.config import DEFAULT_IMAGE_SIZE
+from tfseg.config import TrainConfig
 
 ENCODER_MODELS = ("fcn32s", "fcn16s", "fcn8s", "unet", "mobilenet_unet")
 COLUMNS = (
@@ -75,25 +82,11 @@ def plan(models, encoders=None):
 
 
 def train_command(entry, args, run_root):
-    """The `train_pet.py` command line of one entry."""
-    command = [
-        sys.executable,
-        os.path.join(_project_root(), "train_pet.py"),
-        "--model",
-        entry.model,
-        "--image-size",
-        str(args.image_size),
-        "--epochs",
-        str(args.epochs),
-        "--batch-size",
-        str(args.batch_size),
-        "--seed",
-        str(args.seed),
-        "--output-dir",
-        run_root,
-        "--run-name",
-        entry.label,
-    ]
+    """The `tfseg train` command line of one entry."""
+    command = [sys.executable, "-m", "tfseg", "train", "--model", entry.model]
+    command += ["--image-size", str(args.image_size), "--epochs", str(args.epochs)]
+    command += ["--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    command += ["--output-dir", run_root, "--run-name", entry.label]
     if entry.encoder:
         command += ["--encoder", entry.encoder]
     if args.data_dir:
@@ -113,15 +106,27 @@ def train_command(entry, args, run_root):
     return command + list(args.train_args)
 
 
-def _project_root():
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_training(command, log_path):
-    """Runs one training process; returns `(exit code, peak RSS MiB, seconds)`."""
+def run_training(command, log_path, label):
+    """Runs one training process, its output into `log_path`, echoing its
+    epochs; returns `(exit code, peak RSS MiB, seconds)`."""
     start = time.time()
+    # The child imports this very tfseg, installed or not.
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(tfseg.__file__)))
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        with process.stdout:
+            for line in process.stdout:
+                log.write(line)
+                if line.startswith("Epoch ") and "/" in line:
+                    print(f"  {label}: {line.strip().lower()}", flush=True)
         _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     # ru_maxrss is in KiB on Linux.
@@ -147,20 +152,19 @@ def measure_speed(model, image_size, repeats=20):
 
 
 def training_speed(run_dir, train_examples):
-    """Training images/s from the epoch times (the first epoch compiles)."""
-    from tfseg.training import read_history  # noqa: PLC0415
-
-    seconds = [float(row["epoch_seconds"]) for row in read_history(run_dir)]
-    steady = seconds[1:] or seconds
-    return train_examples / statistics.median(steady) if steady else float("nan")
+    """Training images/s: the median over the epochs after the first (the
+    first compiles); `""` for a one-epoch run, which has no such epoch."""
+    seconds = [float(row["epoch_seconds"]) for row in runs.history_rows(run_dir)]
+    if len(seconds) < 2:
+        return ""
+    return round(train_examples / statistics.median(seconds[1:]), 1)
 
 
 def summarize(entry, run_dir, status, peak_mib, wall_s, image_size, error=""):
     """One comparison row; measures the trained model when there is one."""
-    import keras  # noqa: PLC0415
+    import keras
 
-    from tfseg.models import count_macs  # noqa: PLC0415
-    from tfseg.training import read_json  # noqa: PLC0415
+    from tfseg.models import count_macs
 
     row = {column: "" for column in COLUMNS}
     row.update(
@@ -172,8 +176,8 @@ def summarize(entry, run_dir, status, peak_mib, wall_s, image_size, error=""):
         error=error,
         backend=keras.backend.backend(),
     )
-    saved = read_json(os.path.join(run_dir, "config.json"))
-    report = read_json(os.path.join(run_dir, "metrics.json"))
+    saved = runs.read_json(os.path.join(run_dir, runs.CONFIG))
+    report = runs.read_json(runs.report_paths(run_dir)[0])
     if saved:
         row.update(
             precision=saved["precision"],
@@ -181,15 +185,13 @@ def summarize(entry, run_dir, status, peak_mib, wall_s, image_size, error=""):
         )
     if status != "ok" or report is None:
         return row
-    model = keras.models.load_model(os.path.join(run_dir, "model.keras"))
+    model = runs.load_model(os.path.join(run_dir, runs.MODEL))
     latency, throughput = measure_speed(model, image_size)
     scores = report["training_resolution"]
     row.update(
         parameters=model.count_params(),
         gmacs=round(count_macs(model) / 1e9, 3),
-        train_images_per_s=round(
-            training_speed(run_dir, saved["examples"]["train"]), 1
-        ),
+        train_images_per_s=training_speed(run_dir, saved["examples"]["train"]),
         latency_ms_batch1=round(latency, 2),
         images_per_s_batch32=round(throughput, 1),
         pixel_accuracy=round(scores["pixel_accuracy"], 4),
@@ -204,25 +206,35 @@ def summarize(entry, run_dir, status, peak_mib, wall_s, image_size, error=""):
 
 def write_table(rows, output_dir):
     """Writes `comparison.csv` and `comparison.md`."""
-    with open(os.path.join(output_dir, "comparison.csv"), "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    runs.atomic_write(os.path.join(output_dir, "comparison.csv"), table.getvalue())
     shown = [c for c in COLUMNS if c != "error"]
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
     lines += ["| " + " | ".join(str(row[c]) for c in shown) + " |" for row in rows]
+    lines += [
+        "",
+        "train_images_per_s: median over the epochs after the first, which "
+        "compiles (blank for a one-epoch run). Latency and batch-32 speed: "
+        "inference on this process's device. mean_iou: test split, training "
+        "resolution.",
+    ]
     failed = [row for row in rows if row["status"] != "ok"]
     if failed:
         lines += ["", "Failed:"] + [
             f"- {r['model']} ({r['encoder']}): {r['error']}" for r in failed
         ]
-    with open(os.path.join(output_dir, "comparison.md"), "w") as file:
-        file.write("\n".join(lines) + "\n")
+    runs.atomic_write(
+        os.path.join(output_dir, "comparison.md"), "\n".join(lines) + "\n"
+    )
 
 
 def plot_comparison(rows, path):
     """Mean IoU against GMACs and against training images/s, one point each."""
-    from tfseg.visualize import plt  # noqa: PLC0415 - matplotlib, no display
+    from tfseg.visualize import plt  # matplotlib, no display
+    from tfseg.visualize import save_figure
 
     done = [row for row in rows if row["status"] == "ok"]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -231,6 +243,8 @@ def plot_comparison(rows, path):
         (axes[1], "train_images_per_s", "training images/s"),
     ):
         for row in done:
+            if row[key] == "":
+                continue
             name = row["model"] + (
                 "" if row["encoder"] == "default" else f"/{row['encoder']}"
             )
@@ -246,16 +260,13 @@ def plot_comparison(rows, path):
         axis.set_ylabel("test mean IoU")
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    save_figure(figure, path, dpi=90)
 
 
 def plot_predictions(rows, run_root, splits_loader, path, count=4):
     """The same test images with each finished model's prediction."""
-    import keras  # noqa: PLC0415
-
-    from tfseg.evaluate import predict_logits  # noqa: PLC0415
-    from tfseg.visualize import save_prediction_grid  # noqa: PLC0415
+    from tfseg.evaluate import predict_logits
+    from tfseg.visualize import save_prediction_grid
 
     done = [row for row in rows if row["status"] == "ok"]
     if not done:
@@ -267,7 +278,7 @@ def plot_predictions(rows, run_root, splits_loader, path, count=4):
         label = row["model"] + (
             "" if row["encoder"] == "default" else f"-{row['encoder']}"
         )
-        model = keras.models.load_model(os.path.join(run_root, label, "model.keras"))
+        model = runs.load_model(os.path.join(run_root, label, runs.MODEL))
         batches = [
             logits.argmax(-1) for _, logits in predict_logits(model, shown.images)
         ]
@@ -280,19 +291,29 @@ def plot_predictions(rows, run_root, splits_loader, path, count=4):
 
 def compare(args):
     """Runs the comparison described by parsed `args`; returns the rows."""
-    from tfseg.models import list_models  # noqa: PLC0415
+    from tfseg.models import list_models
 
     unknown = sorted({m.split(":")[0] for m in args.models} - set(list_models()))
     if unknown:
         raise ValueError(f"Unknown model(s) {unknown}; available: {list_models()}.")
-    os.makedirs(args.output_dir, exist_ok=True)
+    runs.check_output_dir(args.output_dir)
     run_root = os.path.join(args.output_dir, "runs")
     entries = plan(args.models, args.encoders)
+    done_before = [
+        e.label for e in entries if os.path.isdir(os.path.join(run_root, e.label))
+    ]
+    if done_before and not args.resume:
+        raise runs.RunError(
+            f"--output-dir {args.output_dir!r} holds runs of {done_before} "
+            "already. Pass --resume to keep them and train the rest, or "
+            "another --output-dir."
+        )
+    os.makedirs(run_root, exist_ok=True)
     previous = _previous_rows(args.output_dir) if args.resume else {}
     rows = []
     for index, entry in enumerate(entries, 1):
         run_dir = os.path.join(run_root, entry.label)
-        finished = os.path.isfile(os.path.join(run_dir, "metrics.json"))
+        finished = os.path.isfile(runs.report_paths(run_dir)[0])
         if args.resume and finished:
             print(f"[{index}/{len(entries)}] {entry.label}: done before, kept")
             # Peak memory and wall time were measured by the earlier run.
@@ -303,12 +324,11 @@ def compare(args):
             rows.append(summarize(entry, run_dir, "ok", peak, wall, args.image_size))
             continue
         print(f"[{index}/{len(entries)}] {entry.label}: training ...", flush=True)
-        os.makedirs(run_root, exist_ok=True)
         log_path = os.path.join(run_root, f"{entry.label}.log")
         command = train_command(entry, args, run_root)
-        if args.resume and os.path.isfile(os.path.join(run_dir, "last.keras")):
-            command = command[:2] + ["--resume", run_dir]
-        code, peak, wall = run_training(command, log_path)
+        if args.resume and os.path.isfile(os.path.join(run_dir, runs.CONFIG)):
+            command = command[:4] + ["--resume", run_dir]
+        code, peak, wall = run_training(command, log_path, entry.label)
         error = "" if code == 0 else _last_error(log_path)
         status = "ok" if code == 0 else "failed"
         print(
@@ -329,13 +349,14 @@ def compare(args):
     )
     with open(os.path.join(args.output_dir, "comparison.md")) as file:
         print(file.read())
+    print(f"results in {args.output_dir}: comparison.md, .csv, .png, predictions.png")
     return rows
 
 
 def _test_split(args):
-    from tfseg import training  # noqa: PLC0415
+    from tfseg.data.loading import load_splits  # may need TF
 
-    config = training.TrainConfig(
+    config = TrainConfig(
         data_dir=args.data_dir,
         data_npz=args.data_npz,
         synthetic=args.synthetic,
@@ -343,8 +364,8 @@ def _test_split(args):
         seed=args.seed,
         max_examples=args.max_examples,
         output_dir=os.path.join(args.output_dir, "runs"),
-    )
-    return training.load_data(config, None)["test"]
+    ).absolute()
+    return load_splits(config, splits=["test"])["test"]
 
 
 def _previous_rows(output_dir):
@@ -363,17 +384,22 @@ def _last_error(log_path):
     return (errors or lines or ["no output"])[-1][:300]
 
 
+def _comma_list(text):
+    return [item for item in text.split(",") if item]
+
+
 def add_arguments(parser):
-    """The flags of `python -m tfseg compare`."""
-    split = lambda text: [item for item in text.split(",") if item]  # noqa: E731
+    """The flags of `tfseg compare`."""
     parser.add_argument(
         "--models",
-        type=split,
+        type=_comma_list,
         required=True,
         help="comma-separated, e.g. fcn8s,unet,mobilenet_unet",
     )
     parser.add_argument(
-        "--encoders", type=split, help="cross models that take an encoder with these"
+        "--encoders",
+        type=_comma_list,
+        help="cross models that take an encoder with these",
     )
     parser.add_argument("--data-dir", help="local dataset folder; default: TFDS")
     parser.add_argument(
@@ -382,10 +408,10 @@ def add_arguments(parser):
         help="splits from `export-data --out FILE` (no TensorFlow needed)",
     )
     parser.add_argument("--synthetic", type=int, default=0, metavar="N")
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--max-examples", type=int)
     parser.add_argument(
         "--time-budget",
@@ -410,5 +436,5 @@ def add_arguments(parser):
         "--train-args",
         nargs=argparse.REMAINDER,
         default=[],
-        help="the rest goes to every train_pet.py",
+        help="the rest goes to every `tfseg train`",
     )

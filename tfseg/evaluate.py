@@ -1,14 +1,46 @@
-"""Scores a model on a split: at the training resolution and at each image's
-original resolution (logits resized back), with IoU and Dice per class."""
+"""Scores a model on a split and writes the reports of a run.
 
-import json
+One way from an image to a mask, used by training reports, `tfseg evaluate`
+and `tfseg predict` alike: the image is resized as the pipeline resizes
+(`resize_image`: area averaging to shrink, bilinear to grow), the model
+gives logits at its input size, and the logits are resized back to the
+image's own size (`resize_logits`, bilinear) before the argmax. Scores are
+reported at the training resolution and at each image's original one.
+"""
+
+import dataclasses
 import os
 
 import keras
 import numpy as np
 
+from tfseg import runs
 from tfseg.metrics import ConfusionMatrix
 from tfseg.metrics import class_names_for
+from tfseg.progress import Progress
+
+# Test images shown in a run's predictions.png.
+SHOWN_IMAGES = 6
+
+
+def resize_image(image, size):
+    """Resizes a uint8 `(h, w, 3)` image to `size` `(height, width)` as the
+    pipeline does: area averaging (PIL's box filter) to shrink, bilinear to
+    grow. Returns float32 0..255."""
+    from PIL import Image  # only for images from files
+
+    height, width = size
+    picture = Image.fromarray(np.asarray(image, np.uint8))
+    shrinking = picture.width >= width and picture.height >= height
+    method = Image.BOX if shrinking else Image.BILINEAR
+    return np.asarray(picture.resize((width, height), method), np.float32)
+
+
+def resize_logits(logits, size):
+    """Bilinear resizing of `(H, W, C)` logits to `size` `(h, w)`: the
+    argmax of the result is the mask at that size."""
+    resized = keras.ops.image.resize(logits[None], size, interpolation="bilinear")
+    return keras.ops.convert_to_numpy(resized)[0]
 
 
 def predict_logits(model, images, batch_size=16):
@@ -18,7 +50,17 @@ def predict_logits(model, images, batch_size=16):
         yield start, keras.ops.convert_to_numpy(model(batch, training=False))
 
 
-def evaluate_model(model, examples, batch_size=16):
+def segment(model, image):
+    """The class mask, `(h, w)` uint8, of one uint8 `(h, w, 3)` image of any
+    size."""
+    size = model.input_shape[1:3]
+    logits = keras.ops.convert_to_numpy(
+        model(resize_image(image, size)[None], training=False)
+    )[0]
+    return resize_logits(logits, np.shape(image)[:2]).argmax(-1).astype(np.uint8)
+
+
+def evaluate_model(model, examples, batch_size=16, progress=True):
     """Scores `model` on `Examples`.
 
     Args:
@@ -26,6 +68,7 @@ def evaluate_model(model, examples, batch_size=16):
         examples: `Examples`; with `original_masks`, scores at the original
             resolution too.
         batch_size: images per forward pass. Defaults to `16`.
+        progress: show progress. Defaults to `True`.
 
     Returns:
         dict: `images` (the number scored), `class_names`, and per resolution
@@ -35,18 +78,16 @@ def evaluate_model(model, examples, batch_size=16):
     num_classes = model.output_shape[-1]
     at_training = ConfusionMatrix(num_classes)
     at_original = ConfusionMatrix(num_classes) if examples.original_masks else None
+    counter = Progress(len(examples), "scoring the test split", enabled=progress)
     for start, logits in predict_logits(model, examples.images, batch_size):
         masks = examples.masks[start : start + len(logits)]
         at_training.update(masks[..., 0], logits.argmax(-1))
-        if at_original is None:
-            continue
-        for offset, image_logits in enumerate(logits):
+        for offset, image_logits in enumerate(logits if at_original else ()):
             original = examples.original_masks[start + offset]
-            resized = keras.ops.image.resize(
-                image_logits[None], original.shape[:2], interpolation="bilinear"
-            )
-            prediction = keras.ops.convert_to_numpy(resized)[0].argmax(-1)
+            prediction = resize_logits(image_logits, original.shape[:2]).argmax(-1)
             at_original.update(original[..., 0], prediction)
+        counter.advance(len(logits))
+    counter.done()
     report = {
         "images": len(examples),
         "class_names": list(class_names_for(num_classes)),
@@ -62,8 +103,12 @@ def format_report(report):
     names = report["class_names"]
     header = ["resolution", "pixel acc", "mean IoU", *(f"IoU {n}" for n in names)]
     header += [f"Dice {n}" for n in names]
+    source = report.get("data")
     lines = [
-        f"Scored {report['images']} images.",
+        f"Scored {report['images']} images"
+        + (
+            f" of the {source['split']} split of {source['source']}." if source else "."
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
@@ -79,9 +124,95 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def write_report(report, run_dir):
-    """Writes `metrics.json` and `metrics.md` into `run_dir`."""
-    with open(os.path.join(run_dir, "metrics.json"), "w") as file:
-        json.dump(report, file, indent=2)
-    with open(os.path.join(run_dir, "metrics.md"), "w") as file:
-        file.write(format_report(report) + "\n")
+def write_report(report, json_path):
+    """Writes `report` as JSON to `json_path` and as Markdown beside it."""
+    runs.write_json(json_path, report)
+    runs.atomic_write(
+        os.path.splitext(json_path)[0] + ".md", format_report(report) + "\n"
+    )
+    return json_path
+
+
+def describe_source(config):
+    """Where a config's data comes from, for a report."""
+    if config.data_npz:
+        return f"exported splits {config.data_npz}"
+    if config.synthetic:
+        return f"{config.synthetic} synthetic pets (seed {config.seed})"
+    return config.data_dir or "TensorFlow Datasets oxford_iiit_pet"
+
+
+def report_run(run_dir, test, config):
+    """Scores the run's best model on `test` and writes the run's reports:
+    `model.keras`, `metrics.json`/`.md`, `predictions.png`, `curves.png`."""
+    from tfseg import visualize  # matplotlib
+
+    best = runs.BEST if os.path.isfile(os.path.join(run_dir, runs.BEST)) else runs.LAST
+    model = runs.load_model(os.path.join(run_dir, best), compile=False)
+    runs.save_model(model, os.path.join(run_dir, runs.MODEL))
+    report = evaluate_model(model, test, config.batch_size)
+    report["data"] = {"source": describe_source(config), "split": "test"}
+    write_report(report, runs.report_paths(run_dir)[0])
+    print(format_report(report))
+    shown = test.take(range(min(SHOWN_IMAGES, len(test))))
+    predictions = [
+        logits.argmax(-1)
+        for _, logits in predict_logits(model, shown.images, len(shown))
+    ]
+    visualize.save_prediction_grid(
+        os.path.join(run_dir, "predictions.png"),
+        shown.images,
+        shown.masks,
+        [np.concatenate(predictions)],
+        names=shown.names,
+        num_classes=model.output_shape[-1],
+    )
+    visualize.save_curves(
+        os.path.join(run_dir, runs.HISTORY), os.path.join(run_dir, "curves.png")
+    )
+    return report
+
+
+def evaluate_run(run_dir, data_dir=None, data_npz=None, out=None, skip_bad=False):
+    """Scores a finished run's model on a test split and writes a report.
+
+    With neither `data_dir` nor `data_npz`, the run's own test split, into
+    its `metrics.json`. With other data, only its test split is read (a
+    folder with just `annotations/test.txt` will do), and the report goes to
+    `metrics_<folder or file name>.json` (or `out`), recording its source:
+    the run's own report stays.
+
+    Returns:
+        The path of the JSON report.
+    """
+    from tfseg.data.loading import load_splits  # may need TF
+
+    config, model = runs.open_run(run_dir)
+    if data_dir or data_npz:
+        config = dataclasses.replace(
+            config,
+            data_dir=data_dir and os.path.abspath(data_dir),
+            data_npz=data_npz and os.path.abspath(data_npz),
+            synthetic=0,
+            max_examples=None,
+            cache_dir=None,
+        )
+        name = os.path.splitext(
+            os.path.basename(os.path.normpath(data_dir or data_npz))
+        )[0]
+    else:
+        name = None
+    config = dataclasses.replace(config, skip_bad=skip_bad or config.skip_bad)
+    if out and os.path.isdir(out):
+        raise runs.RunError(f"--out {out!r} is a folder; pass a .json file path.")
+    test = load_splits(config, splits=["test"])["test"]
+    report = evaluate_model(model, test, config.batch_size)
+    report["data"] = {
+        "source": describe_source(config),
+        "split": "test",
+        "skipped": sorted(test.skipped),
+    }
+    json_path = write_report(report, out or runs.report_paths(run_dir, name)[0])
+    print(format_report(report))
+    print(f"report written to {json_path} (and .md)")
+    return json_path

@@ -14,7 +14,7 @@ trained model without its compile state, which reloads anywhere.
 import keras
 from keras import ops
 
-LOSS_NAMES = ("ce", "dice", "ce+dice", "focal")
+from tfseg.config import LOSS_NAMES
 
 
 def _probabilities_and_one_hot(y_true, y_pred):

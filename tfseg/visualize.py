@@ -1,4 +1,8 @@
-"""Pictures a person can open: prediction overlays and training curves."""
+"""Pictures a person can open: prediction overlays and training curves.
+
+Every picture is written through `tfseg.runs.atomic_path`: a crash never
+leaves half a PNG.
+"""
 
 import csv
 
@@ -8,6 +12,10 @@ matplotlib.use("Agg")  # files only, no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from tfseg import runs  # noqa: E402
+from tfseg.metrics import class_names_for  # noqa: E402
 
 # pet: orange, background: none, border: cyan (others: fixed colours)
 CLASS_COLOURS = np.array(
@@ -26,7 +34,59 @@ def overlay(image, mask, alpha=0.45):
     return blended.clip(0, 255).astype(np.uint8)
 
 
-def save_prediction_grid(path, images, masks, predictions, names=None, titles=None):
+def palette_image(mask):
+    """A palette PNG image of a class mask: its pixel values are the class
+    ids, and viewers show them in the overlay colours (background black)."""
+    from PIL import Image
+
+    picture = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
+    picture.putpalette(CLASS_COLOURS.astype(np.uint8).ravel().tolist())
+    return picture
+
+
+def overlay_with_legend(image, mask, class_names):
+    """`overlay`, with a strip below naming each class's colour."""
+    from PIL import Image
+    from PIL import ImageDraw
+
+    painted = overlay(image, mask)
+    height, width = painted.shape[:2]
+    strip = 16
+    canvas = Image.new("RGB", (max(width, 64 * len(class_names)), height + strip))
+    canvas.paste(Image.fromarray(painted), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for index, name in enumerate(class_names):
+        left = 4 + 64 * index
+        colour = tuple(int(c) for c in CLASS_COLOURS[index])
+        if index == 1:  # background is not painted: an outlined box
+            draw.rectangle([left, height + 4, left + 8, height + 12], outline="white")
+        else:
+            draw.rectangle([left, height + 4, left + 8, height + 12], fill=colour)
+        draw.text((left + 12, height + 2), name, fill="white")
+    return np.asarray(canvas)
+
+
+def legend_handles(num_classes):
+    """Matplotlib legend entries for the overlay colours."""
+    return [
+        Patch(
+            facecolor=CLASS_COLOURS[index] / 255 if index != 1 else "none",
+            edgecolor="black",
+            label=name + (" (not painted)" if index == 1 else ""),
+        )
+        for index, name in enumerate(class_names_for(num_classes))
+    ]
+
+
+def save_figure(figure, path, dpi):
+    with runs.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    plt.close(figure)
+
+
+def save_prediction_grid(
+    path, images, masks, predictions, names=None, titles=None, num_classes=None
+):
     """Writes a grid: one row per image, columns image / truth / predictions.
 
     Args:
@@ -37,6 +97,8 @@ def save_prediction_grid(path, images, masks, predictions, names=None, titles=No
         names: optional image names for row labels.
         titles: column titles of the predictions. Defaults to
             `["prediction"]`.
+        num_classes: classes named in the legend. Defaults to the largest
+            class id seen plus one.
     """
     titles = titles or ["prediction"] * len(predictions)
     rows, columns = len(images), 2 + len(predictions)
@@ -57,9 +119,18 @@ def save_prediction_grid(path, images, masks, predictions, names=None, titles=No
                 )
         if names is not None:
             axes[row, 0].set_ylabel(str(names[row]), fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    if num_classes is None:
+        num_classes = max(int(np.max(masks)), *(int(np.max(p)) for p in predictions))
+        num_classes = max(num_classes + 1, 2)
+    figure.legend(
+        handles=legend_handles(num_classes),
+        loc="lower center",
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
+    figure.tight_layout(rect=(0, 0.06 if rows < 3 else 0.03, 1, 1))
+    save_figure(figure, path, dpi=80)
 
 
 def save_curves(history_csv, path):
@@ -76,15 +147,18 @@ def save_curves(history_csv, path):
             values = [_number(row.get(key)) for row in rows]
             if np.isfinite(values).any():
                 axis.plot(
-                    epochs, values, style, label="validation" if prefix else "train"
+                    epochs,
+                    values,
+                    style,
+                    marker="o",  # a one-epoch run is a point, not an empty plot
+                    label="validation" if prefix else "train",
                 )
         axis.set_xlabel("epoch")
         axis.set_title(metric.replace("_", " "))
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    save_figure(figure, path, dpi=90)
 
 
 def _number(text):

@@ -1,0 +1,111 @@
+"""Segments a user's own image files with a run's model: `tfseg predict`.
+
+Each readable image gets, in the output folder, `<name>_mask.png` (class
+ids 0 = pet, 1 = background, 2 = border, at the image's own size),
+`<name>_colour.png` (the same ids as a palette PNG any viewer shows in the
+overlay colours) and `<name>_overlay.png` (the photo with the classes
+painted over it and a legend). Unreadable files are named at the end; the
+others are still predicted.
+"""
+
+import collections
+import os
+import sys
+
+import numpy as np
+
+from tfseg import runs
+from tfseg.progress import Progress
+
+
+def output_stems(paths):
+    """A distinct output name per input path: the file's stem, prefixed with
+    its folder's name where two stems collide (`a/cat.jpg`, `b/cat.jpg` ->
+    `a_cat`, `b_cat`), numbered if they still collide."""
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
+    counts = collections.Counter(stems)
+    named = [
+        stem
+        if counts[stem] == 1
+        else f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}_{stem}"
+        for path, stem in zip(paths, stems)
+    ]
+    seen = collections.Counter()
+    unique = []
+    for name in named:
+        seen[name] += 1
+        unique.append(name if named.count(name) == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def read_image(path):
+    """uint8 RGB `(h, w, 3)` of an image file; `ValueError` if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return np.asarray(picture.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{path}: cannot be read as an image ({error})") from error
+
+
+def prepare_output_dir(out):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise runs.RunError(
+            f"--out {out!r} is a file; pass a folder (it is made if missing)."
+        )
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise runs.RunError(
+            f"--out {out!r} cannot be made: {error.strerror}."
+        ) from error
+
+
+def predict_files(run_dir, paths, out):
+    """Predicts every readable image of `paths` into the folder `out`.
+
+    Returns:
+        `{path: problem}` of the images that could not be read.
+    """
+    from PIL import Image
+
+    from tfseg import visualize
+    from tfseg.evaluate import segment
+    from tfseg.metrics import class_names_for
+
+    prepare_output_dir(out)
+    _, model = runs.open_run(run_dir)
+    names = class_names_for(model.output_shape[-1])
+    failed = {}
+    progress = Progress(len(paths), "predicting", enabled=len(paths) > 1)
+    for path, stem in zip(paths, output_stems(paths)):
+        progress.advance()
+        try:
+            image = read_image(path)
+        except ValueError as error:
+            failed[path] = str(error)
+            continue
+        mask = segment(model, image)
+        stem = os.path.join(out, stem)
+        written = {
+            f"{stem}_mask.png": Image.fromarray(mask),
+            f"{stem}_colour.png": visualize.palette_image(mask),
+            f"{stem}_overlay.png": Image.fromarray(
+                visualize.overlay_with_legend(image, mask, names)
+            ),
+        }
+        for target, picture in written.items():
+            with runs.atomic_path(target) as temporary:
+                picture.save(temporary, format="PNG")
+        print(f"{path} -> {stem}_mask.png, _colour.png, _overlay.png")
+    progress.done()
+    for problem in failed.values():
+        print(f"error: {problem}", file=sys.stderr)
+    if failed:
+        print(
+            f"{len(failed)} of {len(paths)} image(s) could not be read (above); "
+            "the others were predicted.",
+            file=sys.stderr,
+        )
+    return failed
