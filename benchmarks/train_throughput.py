@@ -82,7 +82,7 @@ def build(name, image_size):
 def batches(args):
     count = args.batch_size * args.steps
     if args.data:
-        from tfseg.data.arrays import load_npz  # noqa: PLC0415 - NumPy only
+        from tfseg.data.arrays import load_npz  # NumPy only
 
         examples = load_npz(args.data)
         if examples.images.shape[1] != args.image_size:

@@ -86,6 +86,13 @@ CASES = [
     ),
     ("fcn8s", dict(alpha=0.5), ValueError, "applies only to the mobilenet_v2 encoder"),
     (
+        "mobilenet_unet",
+        dict(encoder="resnet50", alpha=0.5),
+        ValueError,
+        "applies only to the mobilenet_v2 encoder; received alpha=0.5 with "
+        "encoder='resnet50'",
+    ),
+    (
         "fcn16s",
         dict(encoder_weights="/no/such/weights.h5"),
         ValueError,
@@ -103,7 +110,14 @@ CASES = [
         ValueError,
         "need RGB input \\(3 channels\\)",
     ),
-    ("fcn8s", dict(variant="4s"), TypeError, "does not take the argument"),
+    (
+        "fcn8s",
+        dict(variant="4s"),
+        TypeError,
+        "does not take the argument\\(s\\) \\['variant'\\]. It takes: .*"
+        "variant is set by the model name: to change it, pick another name from "
+        "\\['fcn16s', 'fcn32s', 'fcn8s'",
+    ),
     ("fcn8s", dict(fc_width=0), ValueError, "`fc_width` must be a positive integer"),
     ("fcn32s", dict(dropout=1.0), ValueError, "`dropout` must be in \\[0, 1\\)"),
     (
@@ -130,7 +144,9 @@ CASES = [
         "unet",
         dict(encoder_alpha=0.5),
         TypeError,
-        "'unet' does not take the argument\\(s\\) \\['encoder_alpha'\\]. It takes:",
+        "'unet' does not take the argument\\(s\\) \\['encoder_alpha'\\]. It takes: "
+        "\\['input_shape', 'num_classes', 'encoder', 'padding', .*'alpha', "
+        "'name'\\].$",
     ),
 ]
 

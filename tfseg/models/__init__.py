@@ -36,8 +36,7 @@ def list_models():
 
 def model_arguments(name):
     """Returns the keyword arguments `create_model(name, ...)` accepts."""
-    builder, fixed = _registry_entry(name)
-    return [arg for arg in inspect.signature(builder).parameters if arg not in fixed]
+    return list(model_defaults(name))
 
 
 def model_defaults(name):
@@ -73,13 +72,23 @@ def create_model(name, /, **kwargs):
     >>> model.output_shape
     (None, 128, 128, 3)
     """
+    # The one check of argument names: the builders' own signatures would
+    # also reject an unknown name, but without listing the valid ones, and
+    # an argument fixed by the name would clash with the registry's value.
     builder, fixed = _registry_entry(name)
     accepted = model_arguments(name)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
+        by_name = sorted(set(unknown) & set(fixed))
+        hint = (
+            f" {', '.join(by_name)} is set by the model name: to change it, "
+            f"pick another name from {list_models()}."
+            if by_name
+            else ""
+        )
         raise TypeError(
             f"Model {name!r} does not take the argument(s) {unknown}. It takes: "
-            f"{accepted}."
+            f"{accepted}.{hint}"
         )
     return builder(**fixed, **kwargs)
 

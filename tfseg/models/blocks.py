@@ -188,9 +188,26 @@ def crop_to_match(skip, target, name):
     return layers.Cropping2D(cropping, name=name)(skip)
 
 
-def pix2pix_downsample(x, filters, *, norm, kernel_size=4, name):
-    """Conv (stride 2) -> [norm] -> LeakyReLU(0.2): one pix2pix encoder block."""
-    x = _pix2pix_conv(layers.Conv2D, x, filters, kernel_size, norm, f"{name}_conv")
+def unet_double_conv(x, filters, padding, batch_norm, name):
+    """Two 3x3 convolutions with ReLU (and batch norm when asked): a U-Net level."""
+    for index in (1, 2):
+        x = layers.Conv2D(
+            filters,
+            3,
+            padding=padding,
+            use_bias=not batch_norm,
+            kernel_initializer="he_normal",
+            name=f"{name}_conv{index}",
+        )(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        x = layers.ReLU(name=f"{name}_relu{index}")(x)
+    return x
+
+
+def pix2pix_downsample(x, filters, *, norm, name):
+    """4x4 conv (stride 2) -> [norm] -> LeakyReLU(0.2): a pix2pix encoder block."""
+    x = _pix2pix_conv(layers.Conv2D, x, filters, 4, norm, f"{name}_conv")
     x = normalization(norm, name=f"{name}_norm")(x) if norm != "none" else x
     return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 

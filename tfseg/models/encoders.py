@@ -21,6 +21,7 @@ takes RGB and computes exactly what the original network computes on BGR.
 """
 
 import dataclasses
+import functools
 import os
 import warnings
 
@@ -200,7 +201,7 @@ def check_encoder_arguments(
                 "encoder_weights=None, or pick a pretrained encoder: "
                 f"{sorted(APPLICATION_ENCODERS)}."
             )
-        is_valid = lambda size: is_valid_unet_size(size, depth, padding)  # noqa: E731
+        is_valid = functools.partial(is_valid_unet_size, depth=depth, padding=padding)
         requirement = _unet_requirement(depth, padding)
     else:
         if padding != "same":
@@ -302,31 +303,16 @@ def _unet_encoder(x, base_filters, depth, padding, batch_norm):
     x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="encoder_rescaling")(x)
     features = {}
     for level in range(depth):
-        x = unet_double_conv(
+        x = blocks.unet_double_conv(
             x, base_filters * 2**level, padding, batch_norm, f"encoder_block{level + 1}"
         )
         features[2**level] = x
         x = layers.MaxPooling2D(2, name=f"encoder_block{level + 1}_pool")(x)
-    x = unet_double_conv(x, base_filters * 2**depth, padding, batch_norm, "bottleneck")
+    x = blocks.unet_double_conv(
+        x, base_filters * 2**depth, padding, batch_norm, "bottleneck"
+    )
     features[2**depth] = x
     return features
-
-
-def unet_double_conv(x, filters, padding, batch_norm, name):
-    """Two 3x3 convolutions with ReLU (and batch norm when asked): a U-Net level."""
-    for index in (1, 2):
-        x = layers.Conv2D(
-            filters,
-            3,
-            padding=padding,
-            use_bias=not batch_norm,
-            kernel_initializer="he_normal",
-            name=f"{name}_conv{index}",
-        )(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn{index}")(x)
-        x = layers.ReLU(name=f"{name}_relu{index}")(x)
-    return x
 
 
 def _application_encoder(encoder, inputs, weights, alpha):
@@ -348,7 +334,7 @@ def _application_encoder(encoder, inputs, weights, alpha):
             network = constructor(
                 include_top=False, weights=weights, input_tensor=x, **kwargs
             )
-        except Exception as error:  # noqa: BLE001 - re-raised with guidance
+        except Exception as error:  # re-raised below with guidance
             if weights != "imagenet" or isinstance(error, ValueError):
                 raise
             raise OSError(

@@ -42,7 +42,7 @@ def build_mobilenet_unet(
         encoder: one of `tfseg.models.list_encoders()`. Defaults to
             `"mobilenet_v2"`.
         alpha: MobileNetV2 width multiplier, one of 0.35, 0.5, 0.75, 1.0,
-            1.3, 1.4. Defaults to `1.0`.
+            1.3, 1.4; other encoders take only `1.0`. Defaults to `1.0`.
         decoder_filters: filters of the upsample blocks, deepest first, one
             per encoder stride below the deepest. Defaults to
             `(512, 256, 128, 64)`.
@@ -59,7 +59,8 @@ def build_mobilenet_unet(
 
     Raises:
         ValueError: for a size not divisible by 32 (naming the nearest valid
-            sizes), an unknown encoder, a bad `alpha` or bad weights.
+            sizes), an unknown encoder, a bad `alpha` (or any `alpha` other
+            than `1.0` with an encoder other than MobileNetV2) or bad weights.
 
     Example:
 
@@ -72,9 +73,8 @@ def build_mobilenet_unet(
     default_name = "mobilenet_unet" + (
         "" if encoder == "mobilenet_v2" else f"_{encoder}"
     )
-    encoder_alpha = alpha if encoder == "mobilenet_v2" else 1.0
     encoders.check_encoder_arguments(
-        encoder, input_shape, default_name, weights=encoder_weights, alpha=encoder_alpha
+        encoder, input_shape, default_name, weights=encoder_weights, alpha=alpha
     )
     # Every encoder gives five strides: four decoder stages below the deepest.
     blocks.check_decoder_filters(decoder_filters, 4)
@@ -85,7 +85,7 @@ def build_mobilenet_unet(
         inputs,
         weights=encoder_weights,
         freeze=freeze_encoder,
-        alpha=encoder_alpha,
+        alpha=alpha,
     )
     strides = sorted(features, reverse=True)  # 32, 16, 8, 4, 2
     # 128 px: (4, 4, 320) -> (8, 8, 512 + 576) -> (16, 16, 256 + 192)

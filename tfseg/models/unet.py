@@ -134,7 +134,7 @@ def build_unet(
         if stride in features:
             skip = blocks.crop_to_match(features[stride], x, name=f"{name_prefix}_crop")
             x = layers.Concatenate(name=f"{name_prefix}_concat")([skip, x])
-        x = encoders.unet_double_conv(x, filters, padding, batch_norm, name_prefix)
+        x = blocks.unet_double_conv(x, filters, padding, batch_norm, name_prefix)
     x = layers.Conv2D(num_classes, 1, name="classifier")(x)
     outputs = blocks.float32_output(x)
     return keras.Model(inputs, outputs, name=name or default_name)
