@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from tests.without_tensorflow import run as run_without_tensorflow
 
 
+@pytest.mark.slow
 def test_train_throughput_runs_without_tensorflow(tmp_path):
     result = run_without_tensorflow(
         "benchmarks/train_throughput.py",

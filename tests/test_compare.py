@@ -22,6 +22,10 @@ FLAGS = [
 ]  # fmt: skip
 
 
+# Every model trains in a subprocess.
+pytestmark = pytest.mark.slow
+
+
 def read_rows(output_dir):
     with open(output_dir / "comparison.csv", newline="") as file:
         return list(csv.DictReader(file))

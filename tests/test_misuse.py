@@ -23,6 +23,7 @@ from tests.conftest import TINY
 from tests.conftest import small_model_flags
 from tfseg import runs
 from tfseg.cli import main as cli_main
+from tfseg.console import is_noise
 from tfseg.data import write_synthetic_pets
 
 UNET = small_model_flags("unet")
@@ -171,6 +172,11 @@ def broken_data_skipped(w):
     folder, _ = break_files(w)
     flags = ["--data-dir", str(folder), "--run-name", "x", "--skip-bad"]
     return w.train(*UNET, *flags, synthetic=False)
+
+
+def skipped_recorded(w, count):
+    saved = runs.read_json(str(w.root / "runs" / "x" / "config.json"))
+    assert sum(len(names) for names in saved["skipped"].values()) == count
 
 
 def new_test_set(w):
@@ -350,8 +356,8 @@ CASES = [
         "several broken files, with --skip-bad",
         broken_data_skipped,
         0,
-        ("skipped",),
-        lambda w: None,
+        ("skipped Abyssinian_1: image", "cannot be decoded", "is missing", "size"),
+        lambda w: skipped_recorded(w, 3),
     ),
     Case(
         "evaluate on a new test set with only test.txt",
@@ -446,17 +452,19 @@ def test_each_mistake_gets_a_clear_message(
     finished_run,
     tmp_path,
     monkeypatch,
-    capsys,
+    capfd,
 ):
     workspace = Workspace(tmp_path, finished_run, monkeypatch)
     argv = case.setup(workspace)
     code = cli_main(argv)
-    output = capsys.readouterr()
+    output = capfd.readouterr()  # file descriptors: native libraries' lines too
     said = output.out + output.err
     assert code == case.code, said[-3000:]
     for words in case.words:
         assert words in said, (words, said[-3000:])
     assert "Traceback" not in said
+    # No C++ or libjpeg noise (TensorFlow start-up, "Improper call to JPEG").
+    assert not [line for line in said.splitlines() if is_noise(line)]
     case.check(workspace)
 
 

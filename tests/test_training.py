@@ -87,6 +87,7 @@ def test_run_files_follow_the_umask(finished_run, name):
     assert mode == 0o666 & ~mask
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_without_tfseg(finished_run):
     run_dir = finished_run
     code = textwrap.dedent(
@@ -193,6 +194,7 @@ def test_exported_models_give_the_keras_logits(
     )
 
 
+@pytest.mark.slow
 def test_short_real_run_beats_the_all_background_predictor(shared_data, tmp_path):
     weights = (
         shared_data
@@ -318,6 +320,7 @@ def launch(tmp_path, *flags):
     )
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_accounts_for_every_epoch(tmp_path):
     flags = [*small_model_flags("unet"), "--epochs", "6", "--run-name", "killed"]
     run_dir = tmp_path / "killed"
@@ -346,6 +349,7 @@ def test_resume_after_sigkill_accounts_for_every_epoch(tmp_path):
     assert (run_dir / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     code = textwrap.dedent(
         f"""
@@ -389,6 +393,7 @@ def test_training_path_runs_under_the_current_backend(tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "metrics.json"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     run_dir = tmp_path / "stopped"
     process = launch(
@@ -444,6 +449,7 @@ def test_training_from_npz_on_the_current_backend(tmp_path, exported):
     assert report["images"] == 12 and "original_resolution" not in report
 
 
+@pytest.mark.slow
 def test_training_from_npz_without_tensorflow_on_two_jax_devices(tmp_path, exported):
     # The GPU machines' set-up: JAX, no TensorFlow, DataParallel over devices.
     flags = ["--data-npz", str(exported), "--image-size", "32", "--epochs", "2"]
@@ -468,6 +474,7 @@ def test_training_from_npz_without_tensorflow_on_two_jax_devices(tmp_path, expor
     keras.models.load_model(tmp_path / "jax" / "model.keras")
 
 
+@pytest.mark.slow
 def test_reading_images_without_tensorflow_points_to_the_npz_path(tmp_path):
     result = run_without_tensorflow(
         "train_pet.py", "--synthetic", "8", "--output-dir", str(tmp_path)

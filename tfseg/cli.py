@@ -15,16 +15,15 @@ C++ start-up lines are hidden unless `--verbose` (or your own
 """
 
 import argparse
+import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
-import re
 import sys
-import tempfile
 
 from tfseg import config as settings
 from tfseg.config import TrainConfig
+from tfseg.console import filtered_stderr
 
 EPILOG = "Run `tfseg COMMAND --help` for the flags of a command."
 # Exit codes: 1 = the command ran but part of its work failed (e.g. some
@@ -285,56 +284,30 @@ def build_parser():
     return parser
 
 
-# TensorFlow's C++ start-up lines (absl's format: I0000 00:00:... port.cc...),
-# printed while it is imported, before TF_CPP_MIN_LOG_LEVEL applies.
-TF_NOISE = re.compile(r"^([IW]\d{4} \d\d:\d\d|WARNING: All log messages before absl)")
 QUIET = "TFSEG_QUIET_TENSORFLOW"  # set where tfseg, not the user, set the level
-# Commands that read images, so import TensorFlow whatever the backend.
-DATA_COMMANDS = ("verify-data", "export-data")
 
 
-def quiet_tensorflow(command, verbose):
-    """Hides TensorFlow's C++ log lines, unless `verbose` or the user set
-    `TF_CPP_MIN_LOG_LEVEL`: sets it, and imports TensorFlow (where the
-    command will use it) with standard error captured, replaying only the
-    lines that are not start-up noise."""
+def wants_quiet(verbose):
+    """Whether to hide TensorFlow's C++ log lines and native libraries'
+    noise: unless `--verbose`, or the user set `TF_CPP_MIN_LOG_LEVEL`. Sets
+    the level for this process and those it starts (compare's trainings)."""
     user_level = "TF_CPP_MIN_LOG_LEVEL" in os.environ and not os.environ.get(QUIET)
     if verbose or user_level:
-        return
-    # Set for this process and the ones it starts (compare's trainings).
+        return False
     os.environ.update({"TF_CPP_MIN_LOG_LEVEL": "3", QUIET: "1"})
-    uses_tensorflow = command in DATA_COMMANDS or (
-        os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
-    )
-    if not uses_tensorflow or "tensorflow" in sys.modules:
-        return
-    if importlib.util.find_spec("tensorflow") is None:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401 - imported quietly once
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        capture.seek(0)
-        lines = capture.read().decode(errors="replace").splitlines()
-    kept = [line for line in lines if not TF_NOISE.match(line)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+    return True
 
 
 def main(argv=None):
     """Runs one command; returns its exit code (0, 1 partial, 2 unusable)."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow(args.command, args.verbose)
-    try:
-        return args.handler(args) or 0
-    except (ValueError, RuntimeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    quiet = wants_quiet(args.verbose)
+    with filtered_stderr() if quiet else contextlib.nullcontext():
+        try:
+            return args.handler(args) or 0
+        except (ValueError, RuntimeError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return USAGE_ERROR
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130

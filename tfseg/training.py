@@ -3,7 +3,8 @@
 `train(config)` reads top to bottom as the steps of a run. The rules of the
 run folder (refuse reuse, atomic files, resume) live in `tfseg.runs`; the
 data in `tfseg.data.loading`; devices and precision in `tfseg.devices`; the
-test report in `tfseg.evaluate`.
+model and its optimizer in `tfseg.modeling`; checkpoints in
+`tfseg.callbacks`; the test report in `tfseg.evaluate`.
 
 A run is resumable from any finished epoch: `last.keras` holds the model and
 its optimizer (so the learning-rate schedule continues where it stopped),
@@ -15,26 +16,23 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.util
-import math
 import os
-import re
 import sys
-import time
 
 import keras
 import numpy as np
 
 from tfseg import devices
-from tfseg import losses
-from tfseg import metrics
 from tfseg import runs
+from tfseg.callbacks import EpochTimer
+from tfseg.callbacks import RunCheckpoint
 from tfseg.config import MONITOR
 from tfseg.config import RESUMABLE_FIELDS
 from tfseg.config import TrainConfig
 from tfseg.config import flag
-from tfseg.models import create_model
-from tfseg.models import model_arguments
-from tfseg.models import model_defaults
+from tfseg.modeling import build_model
+from tfseg.modeling import compile_model
+from tfseg.modeling import make_schedule
 
 
 @dataclasses.dataclass
@@ -221,90 +219,6 @@ def load_or_build_model(config, start, steps):
     return model
 
 
-def build_model(config):
-    """Creates the configured model (compiled by `compile_model`)."""
-    accepted = model_arguments(config.model)
-    kwargs = {
-        "input_shape": (config.image_size, config.image_size, 3),
-        "num_classes": config.num_classes,
-        **config.model_args,
-    }
-    for key in ("encoder", "alpha"):
-        if getattr(config, key) is not None:
-            kwargs[key] = getattr(config, key)
-    if "encoder_weights" in accepted:
-        kwargs["encoder_weights"] = resolve_encoder_weights(config)
-        kwargs["freeze_encoder"] = config.freeze_encoder
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        flags = {"encoder", "alpha", "num_classes"}
-        named = [flag(k) if k in flags else f"--model-arg {k}=..." for k in unknown]
-        settable = sorted(set(accepted) - {"input_shape", "num_classes"})
-        raise ValueError(
-            f"Model {config.model!r} does not take {', '.join(named)}. Its "
-            f"builder arguments are: {', '.join(settable)} (--encoder, --alpha, "
-            "--encoder-weights and --freeze-encoder have flags; any other as "
-            "--model-arg KEY=VALUE)."
-        )
-    try:
-        return create_model(config.model, **kwargs)
-    except OSError as error:
-        if kwargs.get("encoder_weights") != "imagenet":
-            raise
-        raise ValueError(missing_weights_message(config, error)) from error
-
-
-def missing_weights_message(config, error):
-    """Which ImageNet file is missing, where Keras looked, and the flags."""
-    url = re.search(r"https?://\S+?\.h5", str(error))
-    name = os.path.basename(url.group(0)) if url else "the weights file"
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    encoder = config.encoder or model_defaults(config.model).get("encoder")
-    return (
-        f"--encoder-weights {config.encoder_weights} loads ImageNet weights for "
-        f"the {encoder} encoder from {os.path.join(home, 'models', name)}, which "
-        "is not there, and downloading it failed (no network?). Copy the file "
-        "into that folder ($KERAS_HOME/models/), pass --encoder-weights "
-        f"/path/to/{name}, or train from scratch with --encoder-weights none."
-    )
-
-
-def resolve_encoder_weights(config):
-    """`encoder_weights` for the builder: "auto" -> ImageNet where it exists."""
-    weights = config.encoder_weights
-    if weights in (None, "none", "None"):
-        return None
-    if weights != "auto":
-        return weights
-    encoder = config.encoder or model_defaults(config.model).get("encoder")
-    return None if encoder in (None, "unet") else "imagenet"
-
-
-def make_schedule(config, steps_per_epoch):
-    """Linear warm-up, then cosine decay to 1% over `config.epochs`."""
-    total_steps = max(config.epochs * steps_per_epoch, 1)
-    warmup_steps = min(int(config.warmup_epochs * steps_per_epoch), total_steps - 1)
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup_steps else config.learning_rate,
-        decay_steps=total_steps - warmup_steps,
-        alpha=0.01,
-        warmup_target=config.learning_rate if warmup_steps else None,
-        warmup_steps=warmup_steps,
-    )
-
-
-def compile_model(model, config, steps_per_epoch):
-    """AdamW on `make_schedule`; the configured loss; IoU metrics."""
-    optimizer = keras.optimizers.AdamW(
-        make_schedule(config, steps_per_epoch), weight_decay=config.weight_decay
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss=losses.get_loss(config.loss),
-        metrics=metrics.training_metrics(config.num_classes),
-    )
-
-
 def fit(model, config, start, train_data, val_data):
     """`model.fit` from the first unfinished epoch, checkpointing each one."""
     done = start.state["epochs_done"]
@@ -376,52 +290,3 @@ def versions():
         if module is not None:
             found[name] = module.__version__
     return found
-
-
-# --------------------------------------------------------------------------
-# Callbacks
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch: `last.keras`, `best.keras` when better, `state.json`
-    (in that order, so the state never names an epoch not on disk)."""
-
-    def __init__(self, run_dir, state):
-        super().__init__()
-        self.run_dir = run_dir
-        self.state = state
-
-    def on_epoch_end(self, epoch, logs=None):
-        score = (logs or {}).get(MONITOR)
-        improved = score is not None and score > self.state.get("best_score", -math.inf)
-        runs.save_model(self.model, os.path.join(self.run_dir, runs.LAST))
-        if improved:
-            runs.save_model(self.model, os.path.join(self.run_dir, runs.BEST))
-            self.state.update(best_score=float(score), best_epoch=epoch + 1)
-        self.state["epochs_done"] = epoch + 1
-        runs.write_json(os.path.join(self.run_dir, runs.STATE), self.state)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_seconds` to the logs (so to history.csv); stops the run
-    once `budget_minutes` of training have passed, at an epoch's end."""
-
-    def __init__(self, budget_minutes=None):
-        super().__init__()
-        self.budget = budget_minutes * 60 if budget_minutes else None
-        self.spent = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.start
-        self.spent += seconds
-        if logs is not None:
-            logs["epoch_seconds"] = seconds
-        if self.budget and self.spent >= self.budget:
-            print(
-                f"time budget of {self.budget / 60:g} min reached after "
-                f"epoch {epoch + 1}"
-            )
-            self.model.stop_training = True
