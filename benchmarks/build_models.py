@@ -12,6 +12,7 @@ import time
 
 import keras
 
+from tfseg.config import DEFAULT_IMAGE_SIZE
 from tfseg.models import count_macs
 from tfseg.models import create_model
 from tfseg.models import list_models
@@ -19,7 +20,7 @@ from tfseg.models import list_models
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     args = parser.parse_args(argv)
     shape = (args.image_size, args.image_size, 3)
     print(f"backend={keras.backend.backend()} keras={keras.__version__} size={shape}")

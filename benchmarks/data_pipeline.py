@@ -28,6 +28,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfseg import data
+from tfseg.config import DEFAULT_IMAGE_SIZE
 
 
 def best_rate(function, count, repeats):
@@ -128,7 +129,7 @@ def main(argv=None):
         os.path.dirname(__file__), "../../shared/data/oxford_iiit_pet"
     )
     parser.add_argument("--data-dir", default=os.path.normpath(default_dir))
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)

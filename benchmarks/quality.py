@@ -16,6 +16,7 @@ import time
 
 from tfseg import cli
 from tfseg import runs
+from tfseg.config import DEFAULT_IMAGE_SIZE
 
 DATA_DIR = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "../../shared/data/oxford_iiit_pet")
@@ -52,7 +53,7 @@ def main(argv=None):
         "--recipes", nargs="+", default=["best"], choices=sorted(RECIPES)
     )
     parser.add_argument("--data-dir", default=DATA_DIR)
-    parser.add_argument("--image-size", default="128")
+    parser.add_argument("--image-size", default=str(DEFAULT_IMAGE_SIZE))
     parser.add_argument("--output-dir", default="runs/quality")
     args = parser.parse_args(argv)
     rows = []

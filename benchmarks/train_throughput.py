@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfseg.config import DEFAULT_IMAGE_SIZE  # noqa: E402
 from tfseg.models import count_macs  # noqa: E402
 from tfseg.models import create_model  # noqa: E402
 
@@ -174,7 +175,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="unet,mobilenet_unet")
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)

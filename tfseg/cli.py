@@ -196,16 +196,18 @@ def build_parser():
     from tfseg.export import FORMATS  # imports no Keras
 
     common = argparse.ArgumentParser(add_help=False)
+    verbose_help = "show TensorFlow's own start-up and C++ log lines"
+    # Before or after the command; the command's copy keeps the value given
+    # before it (SUPPRESS) unless given itself.
     common.add_argument(
-        "--verbose",
-        action="store_true",
-        help="show TensorFlow's own start-up and C++ log lines",
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
     )
     parser = argparse.ArgumentParser(
         prog="tfseg",
         description="Semantic segmentation of Oxford-IIIT Pet with Keras 3.",
         epilog=EPILOG,
     )
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, handler, help_text, **kwargs):

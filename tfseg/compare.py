@@ -29,7 +29,6 @@ from tfseg import runs
 from tfseg.config import DEFAULT_IMAGE_SIZE
 from tfseg.config import TrainConfig
 
-ENCODER_MODELS = ("fcn32s", "fcn16s", "fcn8s", "unet", "mobilenet_unet")
 COLUMNS = (
     "model",
     "encoder",
@@ -69,12 +68,15 @@ def plan(models, encoders=None):
     """The entries to run: every model, crossed with every encoder it takes.
 
     A model written `MODEL:ENCODER` (e.g. `unet:resnet50`) is that one pair.
+    Which models take an encoder, the registry says.
     """
+    from tfseg.models import model_arguments  # Keras, when it runs
+
     entries = []
     for model in models:
         if ":" in model:
             entries.append(Entry(*model.split(":", 1)))
-        elif encoders and model in ENCODER_MODELS:
+        elif encoders and "encoder" in model_arguments(model):
             entries += [Entry(model, encoder) for encoder in encoders]
         else:
             entries.append(Entry(model))
