@@ -19,7 +19,8 @@ The rules, kept here and nowhere else:
   failed start leaves nothing behind;
 - every file is written to a temporary name and renamed (`atomic_write`),
   so a crash or a full disk never leaves a broken file, and the temporary
-  file is removed; files get the user's umask, not `mkstemp`'s 0600;
+  file is removed; files are made by `open`, so they get the user's umask (not
+  `mkstemp`'s 0600);
 - `open_run` reads a folder back for `--resume`, `evaluate`, `predict` and
   `export`, and says what is wrong with it when it cannot.
 
@@ -56,11 +57,6 @@ def umask():
     return mask
 
 
-def file_mode():
-    """The mode a plain `open(path, "w")` would give: 0o666 less the umask."""
-    return 0o666 & ~umask()
-
-
 def _explain_os_error(path, error):
     reason = error.strerror or str(error)
     if error.errno == errno.ENOSPC:
@@ -90,15 +86,14 @@ def atomic_path(path):
 
 
 def atomic_write(path, content):
-    """Writes `content` (str or bytes) to `path` atomically, with the umask's
-    mode."""
+    """Writes `content` (str or bytes) to `path` atomically. The file is
+    made by `open`, so it has the umask's mode (`mkstemp` would give 0600)."""
     mode = "wb" if isinstance(content, bytes) else "w"
     with atomic_path(path) as temporary:
         with open(temporary, mode) as file:
             file.write(content)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, file_mode())
 
 
 def write_json(path, data):
