@@ -1,7 +1,7 @@
 """Train a segmentation model on Oxford-IIIT Pet: the same as `tfseg train`.
 
     python train_pet.py --model mobilenet_unet --alpha 0.5 --loss ce+dice
-    python train_pet.py --model unet --synthetic 32 --epochs 2 --image-size 64
+    python train_pet.py --model unet --synthetic 64 --batch-size 8 --image-size 64
     python train_pet.py --resume runs/20261126-081500_mobilenet_unet
 
 `tfseg train --help` (or `python train_pet.py --help`) lists every flag.

@@ -255,6 +255,32 @@ def truncated_last(w):
     return ["train", "--resume", w.run, "--epochs", "3"]
 
 
+def damaged_model_file(w):
+    with open(os.path.join(w.run, "model.keras"), "r+b") as file:
+        file.truncate(500)
+    return ["evaluate", w.run]
+
+
+def model_file_rebuilt(w):
+    keras.models.load_model(os.path.join(w.run, "model.keras"))
+    assert digest(os.path.join(w.run, "best.keras")) == w.before["best.keras"]
+
+
+def savedmodel_onto_a_file(w):
+    (w.root / "a_file").write_text("x")
+    return ["export", w.run, "--format", "savedmodel", "--out", str(w.root / "a_file")]
+
+
+def unscoped_compare_model_arg(w):
+    return ["compare", "--models", "unet,pix2pix", "--model-arg", "base_filters=4"]
+
+
+def export_data_size_zero(w):
+    folder = w.pets(8)
+    out = str(w.root / "pets.npz")
+    return ["export-data", "--data-dir", str(folder), "--image-size", "0", "--out", out]
+
+
 def misspelt_model_arg(w):
     return w.train("--model", "unet", "--model-arg", "base_filtres=8")
 
@@ -414,6 +440,32 @@ CASES = [
         truncated_last,
         2,
         ("last.keras", "damaged", "best.keras"),
+    ),
+    Case(
+        "a damaged model.keras, then evaluate",
+        damaged_model_file,
+        0,
+        ("written again from best.keras", "Scored"),
+        model_file_rebuilt,
+    ),
+    Case(
+        "export a SavedModel onto an existing file",
+        savedmodel_onto_a_file,
+        2,
+        ("is not a SavedModel", "Pass a new path"),
+    ),
+    Case(
+        "compare --model-arg without MODEL:",
+        unscoped_compare_model_arg,
+        2,
+        ("expected MODEL:KEY=VALUE", "unet:base_filters=32"),
+    ),
+    Case(
+        "export-data --image-size 0",
+        export_data_size_zero,
+        2,
+        ("--image-size must be at least 32, not 0",),
+        lambda w: not (w.root / "pets_train.npz").exists() or pytest.fail("written"),
     ),
     Case(
         "--model-arg base_filtres=8",

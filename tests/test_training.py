@@ -477,7 +477,9 @@ def test_training_from_npz_without_tensorflow_on_two_jax_devices(tmp_path, expor
 @pytest.mark.slow
 def test_reading_images_without_tensorflow_points_to_the_npz_path(tmp_path):
     result = run_without_tensorflow(
-        "train_pet.py", "--synthetic", "8", "--output-dir", str(tmp_path)
+        "train_pet.py",
+        *("--synthetic", "8", "--output-dir", str(tmp_path)),
+        *small_model_flags("unet"),
     )
     assert result.returncode == 2
     assert "needs TensorFlow, which is not installed" in result.stderr

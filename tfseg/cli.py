@@ -33,7 +33,7 @@ USAGE_ERROR = 2
 
 # Help of the train flags; every TrainConfig field has a flag.
 TRAIN_HELP = {
-    "model": "one of tfseg.list_models()",
+    "model": "fcn32s, fcn16s, fcn8s, unet, mobilenet_unet or pix2pix",
     "model_args": "builder argument KEY=VALUE (value read as JSON), repeatable",
     "encoder": "unet, vgg16, resnet50 or mobilenet_v2 (default: the model's)",
     "alpha": "MobileNetV2 width multiplier",
@@ -77,10 +77,11 @@ def add_train_arguments(parser):
         name = field.name
         default = getattr(defaults, name)
         help_text = TRAIN_HELP.get(name, "")
-        if not isinstance(default, (list, dict)):
-            help_text += (
-                f" (default: {default})" if help_text else f"default: {default}"
-            )
+        if name == "augment":
+            help_text = "turn off augmentation of the training split (default: on)"
+        elif "default" not in help_text and not isinstance(default, (list, dict)):
+            shown = f"default: {default}"
+            help_text = f"{help_text} ({shown})" if help_text else shown
         options = dict(dest=name, default=argparse.SUPPRESS, help=help_text)
         if name == "augment":
             parser.add_argument("--no-augment", action="store_false", **options)
@@ -157,6 +158,7 @@ def run_export_data(args):
         max_examples=args.max_examples,
         skip_bad=args.skip_bad,
     )
+    config.validate()
     export_splits(config, args.split, args.out, resize_mode=args.resize_mode)
 
 
@@ -188,7 +190,8 @@ def run_export(args):
 def run_compare(args):
     from tfseg.compare import compare
 
-    compare(args)
+    rows = compare(args)
+    return 0 if any(row["status"] == "ok" for row in rows) else PARTIAL_FAILURE
 
 
 def build_parser():

@@ -298,9 +298,18 @@ def compare(args):
     unknown = sorted({m.split(":")[0] for m in args.models} - set(list_models()))
     if unknown:
         raise ValueError(f"Unknown model(s) {unknown}; available: {list_models()}.")
+    entries = plan(args.models, args.encoders)
+    names = {e.model for e in entries} | {e.label for e in entries}
+    for scoped in args.model_arg:
+        name, colon, assignment = scoped.partition(":")
+        if not colon or "=" not in assignment or name not in names:
+            raise ValueError(
+                f"--model-arg {scoped!r}: expected MODEL:KEY=VALUE with MODEL one "
+                f"of the compared models {sorted(names)}, e.g. "
+                f"{entries[0].label}:base_filters=32."
+            )
     runs.check_output_dir(args.output_dir)
     run_root = os.path.join(args.output_dir, "runs")
-    entries = plan(args.models, args.encoders)
     done_before = [
         e.label for e in entries if os.path.isdir(os.path.join(run_root, e.label))
     ]
@@ -311,6 +320,7 @@ def compare(args):
             "another --output-dir."
         )
     os.makedirs(run_root, exist_ok=True)
+    check_settings(args)
     previous = _previous_rows(args.output_dir) if args.resume else {}
     rows = []
     for index, entry in enumerate(entries, 1):
@@ -342,17 +352,60 @@ def compare(args):
             summarize(entry, run_dir, status, peak, wall, args.image_size, error)
         )
     write_table(rows, args.output_dir)
-    plot_comparison(rows, os.path.join(args.output_dir, "comparison.png"))
-    plot_predictions(
-        rows,
-        run_root,
-        lambda: _test_split(args),
-        os.path.join(args.output_dir, "predictions.png"),
-    )
+    written = ["comparison.md", "comparison.csv"]
+    if any(row["status"] == "ok" for row in rows):
+        plot_comparison(rows, os.path.join(args.output_dir, "comparison.png"))
+        plot_predictions(
+            rows,
+            run_root,
+            lambda: _test_split(args),
+            os.path.join(args.output_dir, "predictions.png"),
+        )
+        written += ["comparison.png", "predictions.png"]
     with open(os.path.join(args.output_dir, "comparison.md")) as file:
         print(file.read())
-    print(f"results in {args.output_dir}: comparison.md, .csv, .png, predictions.png")
+    print(f"results in {args.output_dir}: {', '.join(written)}")
+    if not any(row["status"] == "ok" for row in rows):
+        print("error: no model trained; each one's log is in runs/", file=sys.stderr)
     return rows
+
+
+# The flags that shape every model's training: a resumed comparison keeps them.
+SETTINGS = (
+    "data_dir",
+    "data_npz",
+    "synthetic",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "seed",
+    "max_examples",
+    "time_budget",
+    "model_arg",
+    "train_args",
+)
+
+
+def check_settings(args):
+    """Writes the comparison's settings to `compare.json`; with `--resume`,
+    refuses settings that differ from those the kept models were trained
+    with (their rows would not be comparable)."""
+    path = os.path.join(args.output_dir, "compare.json")
+    current = {name: getattr(args, name) for name in SETTINGS}
+    saved = runs.read_json(path)
+    if args.resume and saved is not None:
+        differ = [
+            f"--{name.replace('_', '-')} {current[name]!r} (was {saved.get(name)!r})"
+            for name in SETTINGS
+            if current[name] != saved.get(name)
+        ]
+        if differ:
+            raise runs.RunError(
+                f"--resume keeps the models trained with the earlier settings, "
+                f"but these differ: {'; '.join(differ)}. Pass the same settings, "
+                "or another --output-dir."
+            )
+    runs.write_json(path, current)
 
 
 def _test_split(args):

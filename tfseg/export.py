@@ -27,6 +27,7 @@ def export_run(run_dir, export_format, out=None):
             f"--out {out!r}: the folder {parent!r} does not exist. Create it "
             "first, or pass a path in an existing folder."
         )
+    check_target(out, export_format)
     _, model = runs.open_run(run_dir)
     # Keras traces the ONNX graph from a model that has run once; a model
     # fresh from load_model has not.
@@ -41,3 +42,24 @@ def export_run(run_dir, export_format, out=None):
         ) from error
     print(f"exported {export_format} to {out}")
     return out
+
+
+def check_target(out, export_format):
+    """Raises `RunError` for an `--out` the format cannot be written to: a
+    SavedModel is a folder of its own; TFLite and ONNX are files."""
+    if export_format == "savedmodel":
+        reusable = os.path.isdir(out) and (
+            not os.listdir(out) or os.path.isfile(os.path.join(out, "saved_model.pb"))
+        )
+        if os.path.exists(out) and not reusable:
+            raise runs.RunError(
+                f"--out {out!r} exists and is not a SavedModel: a SavedModel is a "
+                "folder of its own. Pass a new path."
+            )
+        return
+    ending = os.path.splitext(FORMATS[export_format][1])[1]
+    if os.path.isdir(out) or not out.endswith(ending):
+        raise runs.RunError(
+            f"--out {out!r}: a {export_format} export is one file whose name "
+            f"ends in {ending}, e.g. {os.path.join(out, 'model' + ending)!r}."
+        )

@@ -214,12 +214,27 @@ def read_state(run_dir):
 
 
 def open_run(run_dir):
-    """The configuration and trained model of a finished run folder."""
-    config, _ = read_config(run_dir, needs=(MODEL,))
-    return config, load_model(
-        os.path.join(run_dir, MODEL),
-        hint=f"Write it again from best.keras with `tfseg train --resume {run_dir}`.",
-    )
+    """The configuration and trained model of a finished run folder.
+
+    A missing or damaged `model.keras` of a finished run is written again
+    from `best.keras` (or `last.keras`), with a note.
+    """
+    config, _ = read_config(run_dir)
+    path = os.path.join(run_dir, MODEL)
+    state = read_state(run_dir)
+    try:
+        return config, load_model(path)
+    except RunError as error:
+        sources = [n for n in (BEST, LAST) if os.path.isfile(os.path.join(run_dir, n))]
+        if not sources or not (state.get("finished") or state["epochs_done"]):
+            raise RunError(
+                f"{error} The run has no checkpoint to take the model from: "
+                f"finish it with `tfseg train --resume {run_dir}`."
+            ) from error
+        model = load_model(os.path.join(run_dir, sources[0]), compile=False)
+        save_model(model, path)
+        print(f"note: {path} was missing or damaged; written again from {sources[0]}")
+        return config, model
 
 
 def history_rows(run_dir):

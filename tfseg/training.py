@@ -61,19 +61,22 @@ def train(config, explicit=None):
     """
     start = start_run(config, explicit)
     config = start.config
-    if not start.resuming:
-        print(f"run folder: {start.run_dir} (made once data and model are ready)")
     keras.utils.set_random_seed(config.seed)
     strategy, record = configure_devices(config)
+    def scope():
+        return strategy.scope() if strategy else contextlib.nullcontext()
+
+    with scope():  # the model first: a bad size or argument fails at once
+        model = load_or_build_model(config, start)
     splits = load_data(config)
     train_data, val_data = make_batches(config, splits, record, start)
-    scope = strategy.scope() if strategy else contextlib.nullcontext()
-    with scope:
-        model = load_or_build_model(config, start, steps_per_epoch(config, splits))
+    with scope():
+        set_up_optimizer(model, config, start, steps_per_epoch(config, splits))
     if start.resuming:
         runs.write_json(os.path.join(start.run_dir, runs.CONFIG), record)
     else:
         runs.create_run(start.run_dir, record)
+        print(f"run folder: {start.run_dir}")
     fit(model, config, start, train_data, val_data)
     report(config, start, splits["test"])
     print(f"finished: {start.run_dir} (metrics.md, curves.png, predictions.png)")
@@ -199,11 +202,11 @@ def steps_per_epoch(config, splits):
     return max(len(splits["train"]) // config.batch_size, 1)
 
 
-def load_or_build_model(config, start, steps):
-    """The resumed model from `last.keras`, or a new compiled one."""
+def load_or_build_model(config, start):
+    """The resumed model from `last.keras` (with its optimizer), or a new one."""
     last = os.path.join(start.run_dir, runs.LAST)
     if start.resuming and os.path.isfile(last):
-        model = runs.load_model(
+        return runs.load_model(
             last,
             hint=(
                 f"Continue from the best epoch's weights with `cp "
@@ -211,12 +214,17 @@ def load_or_build_model(config, start, steps):
                 "a new run."
             ),
         )
-        optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-        optimizer.learning_rate = make_schedule(config, steps)
-        return model
-    model = build_model(config)
-    compile_model(model, config, steps)
-    return model
+    return build_model(config)
+
+
+def set_up_optimizer(model, config, start, steps):
+    """Compiles a new model; gives a resumed one the schedule for
+    `config.epochs` (the same unless `--epochs` extends the run)."""
+    if getattr(model, "optimizer", None) is None:  # built, not loaded
+        compile_model(model, config, steps)
+        return
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    optimizer.learning_rate = make_schedule(config, steps)
 
 
 def fit(model, config, start, train_data, val_data):

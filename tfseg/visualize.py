@@ -52,17 +52,18 @@ def overlay_with_legend(image, mask, class_names):
     painted = overlay(image, mask)
     height, width = painted.shape[:2]
     strip = 16
-    canvas = Image.new("RGB", (max(width, 64 * len(class_names)), height + strip))
+    canvas = Image.new("RGB", (max(width, 80 * len(class_names)), height + strip))
     canvas.paste(Image.fromarray(painted), (0, 0))
     draw = ImageDraw.Draw(canvas)
+    left = 4
     for index, name in enumerate(class_names):
-        left = 4 + 64 * index
-        colour = tuple(int(c) for c in CLASS_COLOURS[index])
+        box = [left, height + 4, left + 8, height + 12]
         if index == 1:  # background is not painted: an outlined box
-            draw.rectangle([left, height + 4, left + 8, height + 12], outline="white")
+            draw.rectangle(box, outline="white")
         else:
-            draw.rectangle([left, height + 4, left + 8, height + 12], fill=colour)
+            draw.rectangle(box, fill=tuple(int(c) for c in CLASS_COLOURS[index]))
         draw.text((left + 12, height + 2), name, fill="white")
+        left += 12 + int(draw.textlength(name)) + 10
     return np.asarray(canvas)
 
 

@@ -97,7 +97,7 @@ def batches_of(config, count, **kwargs):
             {},
             1,
             "Lower --batch-size to 3 or less, or use more data (a folder with "
-            "more training images, or a --val-fraction below 0.1).",
+            "more training images).",
         ),
         (
             {"val_fraction": 0.0},
@@ -114,7 +114,7 @@ def batches_of(config, count, **kwargs):
             {"synthetic": 6},
             1,
             "Lower --batch-size to 3 or less, or use more data (a --synthetic "
-            "larger than 6, or a --val-fraction below 0.1).",
+            "larger than 6).",
         ),
     ],
 )

@@ -242,8 +242,6 @@ def _check_training_split(config, count, replicas):
             if config.synthetic
             else "a folder with more training images"
         )
-        if config.val_fraction > 0:
-            more += f", or a --val-fraction below {config.val_fraction:g}"
         more += ")"
     fixes.append(more if fixes else more[0].upper() + more[1:])
     raise ValueError(
