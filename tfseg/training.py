@@ -63,6 +63,7 @@ def train(config, explicit=None):
     config = start.config
     keras.utils.set_random_seed(config.seed)
     strategy, record = configure_devices(config)
+
     def scope():
         return strategy.scope() if strategy else contextlib.nullcontext()
 
