@@ -445,7 +445,7 @@ CASES = [
         "a damaged model.keras, then evaluate",
         damaged_model_file,
         0,
-        ("written again from best.keras", "Scored"),
+        ("written again from a checkpoint", "Scored"),
         model_file_rebuilt,
     ),
     Case(

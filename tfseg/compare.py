@@ -353,7 +353,8 @@ def compare(args):
         )
     write_table(rows, args.output_dir)
     written = ["comparison.md", "comparison.csv"]
-    if any(row["status"] == "ok" for row in rows):
+    trained = any(row["status"] == "ok" for row in rows)
+    if trained:
         plot_comparison(rows, os.path.join(args.output_dir, "comparison.png"))
         plot_predictions(
             rows,
@@ -365,7 +366,7 @@ def compare(args):
     with open(os.path.join(args.output_dir, "comparison.md")) as file:
         print(file.read())
     print(f"results in {args.output_dir}: {', '.join(written)}")
-    if not any(row["status"] == "ok" for row in rows):
+    if not trained:
         print("error: no model trained; each one's log is in runs/", file=sys.stderr)
     return rows
 

@@ -147,9 +147,7 @@ def report_run(run_dir, test, config):
     `model.keras`, `metrics.json`/`.md`, `predictions.png`, `curves.png`."""
     from tfseg import visualize  # matplotlib
 
-    best = runs.BEST if os.path.isfile(os.path.join(run_dir, runs.BEST)) else runs.LAST
-    model = runs.load_model(os.path.join(run_dir, best), compile=False)
-    runs.save_model(model, os.path.join(run_dir, runs.MODEL))
+    model = runs.write_final_model(run_dir)
     report = evaluate_model(model, test, config.batch_size)
     report["data"] = {"source": describe_source(config), "split": "test"}
     write_report(report, runs.report_paths(run_dir)[0])

@@ -50,10 +50,10 @@ def missing_weights_message(config, error):
     url = re.search(r"https?://\S+?\.h5", str(error))
     name = os.path.basename(url.group(0)) if url else "the weights file"
     home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    encoder = config.encoder or model_defaults(config.model).get("encoder")
+    path = os.path.join(home, "models", name)
     return (
         f"--encoder-weights {config.encoder_weights} loads ImageNet weights for "
-        f"the {encoder} encoder from {os.path.join(home, 'models', name)}, which "
+        f"the {configured_encoder(config)} encoder from {path}, which "
         "is not there, and downloading it failed (no network?). Copy the file "
         "into that folder ($KERAS_HOME/models/), pass --encoder-weights "
         f"/path/to/{name}, or train from scratch with --encoder-weights none."
@@ -67,8 +67,12 @@ def resolve_encoder_weights(config):
         return None
     if weights != "auto":
         return weights
-    encoder = config.encoder or model_defaults(config.model).get("encoder")
-    return None if encoder in (None, "unet") else "imagenet"
+    return None if configured_encoder(config) in (None, "unet") else "imagenet"
+
+
+def configured_encoder(config):
+    """`--encoder`, or the model's default encoder (`None` if it has none)."""
+    return config.encoder or model_defaults(config.model).get("encoder")
 
 
 def make_schedule(config, steps_per_epoch):

@@ -213,27 +213,34 @@ def read_state(run_dir):
     return read_json(os.path.join(run_dir, STATE), {"epochs_done": 0})
 
 
+def write_final_model(run_dir):
+    """Writes `model.keras`, the best checkpoint (`best.keras`, or
+    `last.keras` where no validation picked one) without its compile state;
+    returns the model."""
+    source = BEST if os.path.isfile(os.path.join(run_dir, BEST)) else LAST
+    model = load_model(os.path.join(run_dir, source), compile=False)
+    save_model(model, os.path.join(run_dir, MODEL))
+    return model
+
+
 def open_run(run_dir):
     """The configuration and trained model of a finished run folder.
 
-    A missing or damaged `model.keras` of a finished run is written again
-    from `best.keras` (or `last.keras`), with a note.
+    A missing or damaged `model.keras` of a run with a finished epoch is
+    written again from its checkpoint (`write_final_model`), with a note.
     """
     config, _ = read_config(run_dir)
     path = os.path.join(run_dir, MODEL)
-    state = read_state(run_dir)
     try:
         return config, load_model(path)
     except RunError as error:
-        sources = [n for n in (BEST, LAST) if os.path.isfile(os.path.join(run_dir, n))]
-        if not sources or not (state.get("finished") or state["epochs_done"]):
+        if not read_state(run_dir)["epochs_done"]:
             raise RunError(
                 f"{error} The run has no checkpoint to take the model from: "
                 f"finish it with `tfseg train --resume {run_dir}`."
             ) from error
-        model = load_model(os.path.join(run_dir, sources[0]), compile=False)
-        save_model(model, path)
-        print(f"note: {path} was missing or damaged; written again from {sources[0]}")
+        model = write_final_model(run_dir)
+        print(f"note: {path} was missing or damaged; written again from a checkpoint")
         return config, model
 
 
