@@ -7,6 +7,7 @@ import time
 
 import keras
 
+from tfseg import hosts
 from tfseg import runs
 from tfseg.config import MONITOR
 
@@ -33,7 +34,8 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 class EpochTimer(keras.callbacks.Callback):
     """Adds `epoch_seconds` to the logs (so to history.csv); stops the run
-    once `budget_minutes` of training have passed, at an epoch's end."""
+    once `budget_minutes` of training have passed, at an epoch's end (by
+    host 0's clock, so that several hosts stop together)."""
 
     def __init__(self, budget_minutes=None):
         super().__init__()
@@ -48,7 +50,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.spent += seconds
         if logs is not None:
             logs["epoch_seconds"] = seconds
-        if self.budget and self.spent >= self.budget:
+        if self.budget and hosts.first_host(self.spent >= self.budget):
             print(
                 f"time budget of {self.budget / 60:g} min reached after "
                 f"epoch {epoch + 1}"

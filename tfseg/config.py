@@ -18,8 +18,16 @@ STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 MONITOR = "val_mean_iou"
 # Settings holding paths: saved absolute, so a run is usable from any folder.
 PATH_FIELDS = ("data_dir", "data_npz", "cache_dir", "output_dir", "resume")
-# Settings a resumed run may change: how long it trains, where it is.
-RESUMABLE_FIELDS = ("epochs", "time_budget", "resume")
+# Settings a resumed run may change: how long it trains, where it is (and,
+# across hosts, which host this is and where they meet).
+RESUMABLE_FIELDS = (
+    "epochs",
+    "time_budget",
+    "resume",
+    "host_index",
+    "coordinator",
+    "host_timeout",
+)
 
 
 @dataclasses.dataclass
@@ -62,6 +70,10 @@ class TrainConfig:
     output_dir: str = "runs"
     run_name: str = None
     resume: str = None
+    hosts: int = 1
+    host_index: int = 0
+    coordinator: str = None
+    host_timeout: float = 300.0
 
     @property
     def num_classes(self):
@@ -131,6 +143,23 @@ class TrainConfig:
                 "--class-weights weight pixels of the ce, ce+dice and focal losses; "
                 "Dice is class-balanced already",
             ),
+            (self.hosts >= 1, f"--hosts must be at least 1, not {self.hosts}"),
+            (
+                0 <= self.host_index < self.hosts,
+                f"--host-index must be 0 to {self.hosts - 1} (one per host of "
+                f"--hosts {self.hosts}), not {self.host_index}",
+            ),
+            (
+                self.hosts == 1 or _is_address(self.coordinator),
+                f"--hosts {self.hosts} needs --coordinator HOST:PORT (host 0's "
+                f"address and a free port there); received {self.coordinator!r}",
+            ),
+            (
+                self.hosts == 1 or self.strategy != "none",
+                "--strategy none trains on one device; --hosts spreads batches "
+                "over every host's devices, so drop --strategy none",
+            ),
+            (self.host_timeout > 0, "--host-timeout must be a positive number"),
         ]
         for ok, message in checks:
             if not ok:
@@ -162,6 +191,12 @@ class TrainConfig:
         if values.get("class_weights") is not None:
             values["class_weights"] = tuple(values["class_weights"])
         return cls(**values)
+
+
+def _is_address(address):
+    """Whether `address` reads as `HOST:PORT`."""
+    host, _, port = (address or "").rpartition(":")
+    return bool(host) and port.isdigit()
 
 
 def _plain(value):

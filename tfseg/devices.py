@@ -7,6 +7,8 @@ import platform
 
 import keras
 
+from tfseg import hosts
+
 
 def describe_devices():
     """The accelerators the Keras backend sees.
@@ -80,7 +82,8 @@ def make_strategy(name, devices):
     """A `tf.distribute` strategy (TensorFlow backend) or `None`.
 
     `"auto"` mirrors over the local GPUs when there are several; on JAX,
-    several devices get `keras.distribution.DataParallel` instead.
+    several devices get `keras.distribution.DataParallel` instead (set by
+    `tfseg.hosts.connect` already across several hosts).
     """
     gpus = [device for device in devices if device["kind"] == "GPU"]
     backend = keras.backend.backend()
@@ -91,10 +94,13 @@ def make_strategy(name, devices):
         raise ValueError(
             "--strategy multiworker: Keras 3's fit does not train under "
             "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras"
-            "#20585), and tfseg does not set up multi-host JAX. Train on one "
-            "host with --strategy mirrored (all its GPUs), or with the JAX "
-            "backend, which spreads batches over all local devices."
+            "#20585). Train across hosts on the JAX backend instead: "
+            "KERAS_BACKEND=jax tfseg train --hosts N --host-index I "
+            "--coordinator HOST:PORT on each host; or on one host with "
+            "--strategy mirrored (all its GPUs)."
         )
+    if hosts.count() > 1:
+        return None
     if backend == "jax":
         if name == "mirrored" or (name == "auto" and len(gpus) > 1):
             keras.distribution.set_distribution(keras.distribution.DataParallel())

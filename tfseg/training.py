@@ -10,6 +10,9 @@ A run is resumable from any finished epoch: `last.keras` holds the model and
 its optimizer (so the learning-rate schedule continues where it stopped),
 `state.json` the epochs done. `--resume RUN --epochs N` extends a run, with
 the schedule rebuilt for the new length.
+
+Across hosts (`--hosts N`, `tfseg.hosts`) every host runs these steps; the
+writing host (host 0) alone writes the run folder and the test report.
 """
 
 import contextlib
@@ -23,6 +26,7 @@ import keras
 import numpy as np
 
 from tfseg import devices
+from tfseg import hosts
 from tfseg import runs
 from tfseg.callbacks import EpochTimer
 from tfseg.callbacks import RunCheckpoint
@@ -59,26 +63,36 @@ def train(config, explicit=None):
         ValueError: for settings, data or folders that cannot work (with
             the fix); nothing is left on disk by a run that failed to start.
     """
-    start = start_run(config, explicit)
-    config = start.config
-    keras.utils.set_random_seed(config.seed)
-    strategy, record = configure_devices(config)
+    config, explicit = hosts.from_environment(config, explicit)
+    if config.hosts > 1:
+        config.validate()  # before waiting for the other hosts
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = hosts.connect(config, stamp)  # host 0's, with several hosts
+    with hosts.together():  # an error on one host stops them all
+        start = start_run(config, explicit, stamp)
+        config = start.config
+        keras.utils.set_random_seed(config.seed)
+        strategy, record = configure_devices(config)
 
-    def scope():
-        return strategy.scope() if strategy else contextlib.nullcontext()
+        def scope():
+            return strategy.scope() if strategy else contextlib.nullcontext()
 
-    with scope():  # the model first: a bad size or argument fails at once
-        model = load_or_build_model(config, start)
-    splits = load_data(config)
-    train_data, val_data = make_batches(config, splits, record, start)
-    with scope():
-        set_up_optimizer(model, config, start, steps_per_epoch(config, splits))
-    if start.resuming:
+        with scope():  # the model first: a bad size or argument fails at once
+            model = load_or_build_model(config, start)
+        splits = load_data(config)
+        train_data, val_data = make_batches(config, splits, record, start)
+        with scope():
+            set_up_optimizer(model, config, start, steps_per_epoch(config, splits))
+    if hosts.is_writer() and start.resuming:
         runs.write_json(os.path.join(start.run_dir, runs.CONFIG), record)
-    else:
+    elif hosts.is_writer():
         runs.create_run(start.run_dir, record)
         print(f"run folder: {start.run_dir}")
     fit(model, config, start, train_data, val_data)
+    if not hosts.is_writer():
+        print(f"host {hosts.index()}: finished; host 0 writes {start.run_dir}")
+        return start.run_dir
+    hosts.work_alone()  # the report scores the whole test split here
     report(config, start, splits["test"])
     print(f"finished: {start.run_dir} (metrics.md, curves.png, predictions.png)")
     return start.run_dir
@@ -88,8 +102,9 @@ def train(config, explicit=None):
 # The steps
 
 
-def start_run(config, explicit=None):
-    """A new run's folder (planned, made later) or the resumed run's state."""
+def start_run(config, explicit, stamp):
+    """A new run's folder (planned, made later; `<stamp>_<model>` unless
+    `--run-name`) or the resumed run's state."""
     if explicit is None:
         defaults = dataclasses.asdict(TrainConfig())
         explicit = {
@@ -98,7 +113,6 @@ def start_run(config, explicit=None):
     config = config.absolute()
     if not config.resume:
         config.validate()
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = runs.plan_new_run(config, stamp)
         return Start(config, run_dir, {"epochs_done": 0})
     run_dir = config.resume
@@ -154,11 +168,14 @@ def configure_devices(config):
     keras.config.set_dtype_policy(precision)
     strategy = devices.make_strategy(config.strategy, found)
     strategy_name, replicas = devices.describe_strategy(strategy)
-    if config.batch_size % replicas:
+    local_replicas = replicas // hosts.count()  # a host's own devices
+    if config.batch_size % local_replicas:
+        on_each = " on each host" if hosts.count() > 1 else ""
         raise ValueError(
             f"--batch-size {config.batch_size} does not split evenly over "
-            f"{replicas} replicas ({strategy_name}); pass a multiple of "
-            f"{replicas}, e.g. {replicas * max(config.batch_size // replicas, 1)}."
+            f"{local_replicas} replicas{on_each} ({strategy_name}); pass a "
+            f"multiple of {local_replicas}, e.g. "
+            f"{local_replicas * max(config.batch_size // local_replicas, 1)}."
         )
     print(
         f"precision: {precision}; devices: "
@@ -170,6 +187,8 @@ def configure_devices(config):
         "precision": precision,
         "strategy": strategy_name,
         "replicas": replicas,
+        "hosts": hosts.count(),
+        "global_batch_size": config.batch_size * hosts.count(),
         "devices": found,
         "versions": versions(),
     }
@@ -191,16 +210,24 @@ def make_batches(config, splits, record, start):
     record["examples"] = {split: len(e) for split, e in splits.items()}
     record["skipped"] = {s: e.skipped for s, e in splits.items() if e.skipped}
     options = dict(
-        replicas=record["replicas"], initial_epoch=start.state["epochs_done"]
+        replicas=record["replicas"] // hosts.count(),
+        initial_epoch=start.state["epochs_done"],
     )
-    train_data = batches(config, splits["train"], training=True, **options)
+    train_data = batches(
+        config,
+        splits["train"],
+        training=True,
+        shards=hosts.count(),
+        shard_index=hosts.index(),
+        **options,
+    )
     val = splits.get("val")
     val_data = None if val is None else batches(config, val, training=False, **options)
     return train_data, val_data
 
 
 def steps_per_epoch(config, splits):
-    return max(len(splits["train"]) // config.batch_size, 1)
+    return max(len(splits["train"]) // (config.batch_size * hosts.count()), 1)
 
 
 def load_or_build_model(config, start):
@@ -233,16 +260,19 @@ def fit(model, config, start, train_data, val_data):
     done = start.state["epochs_done"]
     if done >= config.epochs:
         return
-    runs.trim_history(start.run_dir, done)
-    callbacks = [
-        EpochTimer(config.time_budget),  # first: its log entry reaches the CSV
-        keras.callbacks.CSVLogger(
+    # EpochTimer first: its log entry reaches the CSV.
+    callbacks = [EpochTimer(config.time_budget)]
+    csv_logger = None
+    if hosts.is_writer():
+        runs.trim_history(start.run_dir, done)
+        csv_logger = keras.callbacks.CSVLogger(
             os.path.join(start.run_dir, runs.HISTORY), append=done > 0
-        ),
-        RunCheckpoint(start.run_dir, start.state),
-    ]
-    if keras.backend.backend() == "tensorflow" and importlib.util.find_spec(
-        "tensorboard"
+        )
+        callbacks += [csv_logger, RunCheckpoint(start.run_dir, start.state)]
+    if (
+        hosts.is_writer()
+        and keras.backend.backend() == "tensorflow"
+        and importlib.util.find_spec("tensorboard")
     ):
         logs = os.path.join(start.run_dir, "logs")
         callbacks.append(keras.callbacks.TensorBoard(logs))
@@ -252,7 +282,6 @@ def fit(model, config, start, train_data, val_data):
                 MONITOR, patience=config.early_stopping, mode="max"
             )
         )
-    csv_logger = callbacks[1]
     try:
         model.fit(
             train_data,
@@ -264,6 +293,8 @@ def fit(model, config, start, train_data, val_data):
             verbose=1 if sys.stdout.isatty() else 2,
         )
     except KeyboardInterrupt:
+        if not hosts.is_writer():
+            raise SystemExit(130) from None
         runs.save_model(model, os.path.join(start.run_dir, runs.INTERRUPTED))
         print(
             f"\nInterrupted after {start.state['epochs_done']} finished "
@@ -274,7 +305,7 @@ def fit(model, config, start, train_data, val_data):
     finally:
         # Keras closes the log at the end of training, which a failed epoch
         # (a full disk, say) never reaches.
-        if csv_logger.csv_file is not None and not csv_logger.csv_file.closed:
+        if csv_logger and csv_logger.csv_file and not csv_logger.csv_file.closed:
             csv_logger.csv_file.close()
 
 

@@ -39,6 +39,12 @@ class ArrayBatches(keras.utils.PyDataset):
         initial_epoch: the epoch the first `fit` epoch is; a resumed run
             passes the epochs already done, so it sees the same orders and
             draws as a run that never stopped. Defaults to `0`.
+        num_shards: hosts sharing each global batch (`--hosts`): the
+            epoch's order is over the whole split and global batch `index`
+            is its next `num_shards * batch_size` examples, of which this
+            host serves slice `shard_index`. Defaults to `1`.
+        shard_index: this host's slice, `0` to `num_shards - 1`. Defaults
+            to `0`.
         on_device: augment with JAX on its default device. Defaults to
             whether the Keras backend is JAX.
         workers: threads preparing batches. Defaults to 1 on the device
@@ -56,6 +62,8 @@ class ArrayBatches(keras.utils.PyDataset):
         drop_remainder=None,
         class_weights=None,
         initial_epoch=0,
+        num_shards=1,
+        shard_index=0,
         on_device=None,
         workers=None,
     ):
@@ -76,6 +84,8 @@ class ArrayBatches(keras.utils.PyDataset):
         self.drop_remainder = training if drop_remainder is None else drop_remainder
         self.class_weights = class_weight_table(class_weights, examples.masks)
         self.on_device = on_device
+        self.num_shards = num_shards
+        self.shard_index = shard_index
         # Keras may read a batch before the first `on_epoch_begin` (to learn
         # the shapes): the first epoch's order is ready from the start.
         self.epoch = initial_epoch
@@ -85,12 +95,13 @@ class ArrayBatches(keras.utils.PyDataset):
         if self.num_batches == 0:
             raise ValueError(
                 f"A split of {len(examples)} examples makes no whole batch of "
-                f"{batch_size}. Lower --batch-size to {len(examples)} or less."
+                f"{batch_size * num_shards}. Lower --batch-size to "
+                f"{len(examples) // num_shards} or less."
             )
 
     @property
     def num_batches(self):
-        count = len(self.examples) / self.batch_size
+        count = len(self.examples) / (self.batch_size * self.num_shards)
         return math.floor(count) if self.drop_remainder else math.ceil(count)
 
     def on_epoch_begin(self):
@@ -112,14 +123,16 @@ class ArrayBatches(keras.utils.PyDataset):
         if not 0 <= index < self.num_batches:
             raise IndexError(f"batch {index} of {self.num_batches}")
         self._served.add(index)
-        picks = np.sort(self.order[index * self.batch_size :][: self.batch_size])
+        # This host's slice of the global batch (the batch, on one host).
+        part = index * self.num_shards + self.shard_index
+        picks = np.sort(self.order[part * self.batch_size :][: self.batch_size])
         images = self.examples.images[picks]
         masks = self.examples.masks[picks]
         if self.augmentation is not None:
             images, masks = self.augmentation.on_arrays(
                 images,
                 masks,
-                seed=[self.seed, self.epoch, index],
+                seed=[self.seed, self.epoch, part],
                 on_device=self.on_device,
             )
         else:

@@ -171,7 +171,9 @@ def _load_npz_splits(config, splits):
     return loaded
 
 
-def make_batches(config, examples, *, training, replicas=1, initial_epoch=0):
+def make_batches(
+    config, examples, *, training, replicas=1, initial_epoch=0, shards=1, shard_index=0
+):
     """The batches `fit` reads from one split.
 
     tf.data (`make_dataset`) on the TensorFlow backend, or whenever the
@@ -187,13 +189,20 @@ def make_batches(config, examples, *, training, replicas=1, initial_epoch=0):
         examples: `Examples` of the split, or `None` (no such split).
         training: the training split (shuffled, augmented, class-weighted,
             whole batches only) or not (validation, in order).
-        replicas: devices a batch is split over. With more than one,
-            validation keeps whole batches only, since Keras cannot split a
-            smaller last batch unevenly (the test report afterwards scores
-            every image). Defaults to `1`.
+        replicas: devices of this host a batch is split over. With more
+            than one, validation keeps whole batches only, since Keras
+            cannot split a smaller last batch unevenly (the test report
+            afterwards scores every image). Defaults to `1`.
         initial_epoch: epochs already done (a resumed run), so that
             `ArrayBatches` serves the orders and draws of the epochs to come.
             Defaults to `0`.
+        shards: hosts training together (`--hosts`). Their batches come
+            from `ArrayBatches` whatever the source (a resumed run then
+            continues the shuffles): of the training split, each host serves
+            its `shard_index`-th slice of each global batch; of validation,
+            every host serves the whole split, so the scores are over the
+            whole split. Defaults to `1`.
+        shard_index: this host's slice. Defaults to `0`.
 
     Returns:
         A `tf.data.Dataset` or an `ArrayBatches`; `None` for a validation
@@ -204,11 +213,13 @@ def make_batches(config, examples, *, training, replicas=1, initial_epoch=0):
             training step), naming the fix.
     """
     if training:
-        _check_training_split(config, len(examples), replicas)
+        _check_training_split(config, len(examples), replicas, shards)
     elif examples is None or len(examples) < (config.batch_size if replicas > 1 else 1):
         return None
-    if config.data_npz and keras.backend.backend() != "tensorflow":
+    if shards > 1 or (config.data_npz and keras.backend.backend() != "tensorflow"):
         make = functools.partial(ArrayBatches, initial_epoch=initial_epoch)
+        if training:
+            make = functools.partial(make, num_shards=shards, shard_index=shard_index)
     else:
         from tfseg.data.pipeline import make_dataset as make
     if not training:
@@ -223,10 +234,18 @@ def make_batches(config, examples, *, training, replicas=1, initial_epoch=0):
     )
 
 
-def _check_training_split(config, count, replicas):
-    """Raises `ValueError` when `count` examples make no whole batch."""
-    if count >= config.batch_size:
+def _check_training_split(config, count, replicas, shards=1):
+    """Raises `ValueError` when `count` examples make no whole (global) batch."""
+    if count >= config.batch_size * shards:
         return
+    if shards > 1:
+        raise ValueError(
+            f"The training split holds {count} example(s), fewer than one "
+            f"global batch of {config.batch_size * shards} (--batch-size "
+            f"{config.batch_size} on each of {shards} hosts): zero training "
+            f"steps. Lower --batch-size to {count // shards} or less, or use "
+            "more data."
+        )
     fixes = []
     largest = count // replicas * replicas
     if largest:
