@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "evaluate",
     "predict",
     "export",
+    "demo",
     "compare",
     "verify-data",
     "export-data",
@@ -91,12 +92,14 @@ def test_help_and_argument_errors_import_no_tensorflow_or_keras():
     code = (
         "import sys\n"
         "from tfseg.cli import main\n"
-        "for argv in (['--help'], ['train', '--help'], ['train', '--epochs', 'x']):\n"
+        "for argv in (['--help'], ['train', '--help'], ['train', '--epochs', 'x'],\n"
+        "             ['demo', '--help']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "heavy = [m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules]\n"
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'gradio') "
+        "if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run(

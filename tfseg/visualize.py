@@ -21,9 +21,11 @@ from tfseg.metrics import class_names_for  # noqa: E402
 CLASS_COLOURS = np.array(
     [[255, 140, 0], [0, 0, 0], [0, 200, 255], [200, 0, 200], [0, 200, 0]], np.float32
 )
+# How much of the class colour an overlay pixel takes (0: the photo alone).
+OPACITY = 0.45
 
 
-def overlay(image, mask, alpha=0.45):
+def overlay(image, mask, alpha=OPACITY):
     """Blends class colours over an image; background is left as it is."""
     image = np.asarray(image, np.float32)
     mask = np.asarray(mask).reshape(image.shape[:2])
@@ -44,12 +46,12 @@ def palette_image(mask):
     return picture
 
 
-def overlay_with_legend(image, mask, class_names):
+def overlay_with_legend(image, mask, class_names, alpha=OPACITY):
     """`overlay`, with a strip below naming each class's colour."""
     from PIL import Image
     from PIL import ImageDraw
 
-    painted = overlay(image, mask)
+    painted = overlay(image, mask, alpha)
     height, width = painted.shape[:2]
     strip = 16
     canvas = Image.new("RGB", (max(width, 80 * len(class_names)), height + strip))
