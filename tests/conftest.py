@@ -81,3 +81,30 @@ def copy_run(run_dir, tmp_path):
     target = tmp_path / "copy"
     shutil.copytree(run_dir, target)
     return str(target)
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory):
+    """A short run of a small pretrained MobileNetV2 U-Net (alpha 0.35) on the
+    shared sample at 64 px, trained once per session; skips without the
+    shared data. Tests must not change it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+    from tfseg.cli import main
+
+    weights = (
+        SHARED_DATA
+        / "keras_weights"
+        / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+    )
+    output_dir = tmp_path_factory.mktemp("runs")
+    flags = ["--model", "mobilenet_unet", "--alpha", "0.35"]
+    flags += ["--encoder-weights", str(weights)]
+    flags += ["--data-dir", str(SHARED_DATA / "oxford_iiit_pet")]
+    flags += ["--image-size", "64", "--epochs", "6", "--batch-size", "16"]
+    flags += ["--learning-rate", "2e-3"]
+    assert (
+        main(["train", *flags, "--output-dir", str(output_dir), "--run-name", "real"])
+        == 0
+    )
+    return str(output_dir / "real")

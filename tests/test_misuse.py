@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import shutil
+import sys
 import urllib.error
 from collections.abc import Callable
 
@@ -105,6 +106,32 @@ def nothing_new(w):
 
 
 # ---- setups ---------------------------------------------------------------
+
+
+def int8_without_training_data(w):
+    """A run whose data folder moved away: calibration cannot read it."""
+    path = os.path.join(w.run, "config.json")
+    record = runs.read_json(path)
+    record["config"].update(synthetic=0, data_dir=str(w.root / "moved"))
+    runs.write_json(path, record)
+    w.before = folder_digests(w.run)
+    return ["export", w.run, "--format", "tflite", "--quantize", "int8"]
+
+
+def quantize_onnx(w):
+    return ["export", w.run, "--format", "onnx", "--quantize", "int8"]
+
+
+def evaluate_a_text_file(w):
+    path = w.root / "notes.tflite"
+    path.write_text("not a model")
+    return ["evaluate", str(path), "--data-dir", str(w.pets())]
+
+
+def evaluate_at_another_size(w):
+    model = w.root / "copy.keras"
+    shutil.copy(os.path.join(w.run, "model.keras"), model)
+    return ["evaluate", str(model), "--data-dir", str(w.pets()), "--image-size", "64"]
 
 
 def reuse_name(w):
@@ -289,6 +316,15 @@ def negative_class_weights(w):
     return w.train(*UNET, "--class-weights", "-1", "0", "0")
 
 
+def hosts_without_coordinator(w):
+    return w.train(*UNET, "--hosts", "2", "--run-name", "x")
+
+
+def hosts_on_tensorflow(w):
+    flags = ["--hosts", "2", "--coordinator", "127.0.0.1:1", "--run-name", "x"]
+    return w.train(*UNET, *flags)
+
+
 def predict_some_broken(w):
     broken = w.root / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not really a JPEG")
@@ -307,6 +343,15 @@ def predicted_the_readable(w):
 def predict_same_names(w):
     images = [w.image("a/cat.png"), w.image("b/cat.png", size=(30, 20))]
     return ["predict", w.run, *images, "--out", str(w.root / "out")]
+
+
+def demo_of_a_plain_folder(w):
+    return ["demo", str(w.root)]
+
+
+def demo_without_gradio(w):
+    w.monkeypatch.setitem(sys.modules, "gradio", None)  # as if not installed
+    return ["demo", w.run]
 
 
 def distinct_outputs(w):
@@ -482,6 +527,20 @@ CASES = [
         nothing_new,
     ),
     Case(
+        "--hosts 2 without --coordinator",
+        hosts_without_coordinator,
+        2,
+        ("--hosts 2 needs --coordinator HOST:PORT",),
+        nothing_new,
+    ),
+    Case(
+        "--hosts 2 on the TensorFlow backend",
+        hosts_on_tensorflow,
+        2,
+        ("KERAS_BACKEND=jax", "--strategy mirrored"),
+        nothing_new,
+    ),
+    Case(
         "predict over a broken image among good ones",
         predict_some_broken,
         1,
@@ -494,6 +553,45 @@ CASES = [
         0,
         ("a_cat_mask.png", "b_cat_mask.png"),
         distinct_outputs,
+    ),
+    Case(
+        "export --quantize int8 when the run's data has moved",
+        int8_without_training_data,
+        2,
+        ("--quantize int8 calibrates", "moved", "Pass --data-dir DIR"),
+        unchanged,
+    ),
+    Case(
+        "export --format onnx --quantize int8",
+        quantize_onnx,
+        2,
+        ("--quantize int8 is for --format tflite",),
+        unchanged,
+    ),
+    Case(
+        "evaluate a text file named .tflite",
+        evaluate_a_text_file,
+        2,
+        ("notes.tflite", "cannot be read as a TFLite model"),
+    ),
+    Case(
+        "evaluate a model at another --image-size",
+        evaluate_at_another_size,
+        2,
+        ("takes 32x32 images", "--image-size is 64x64"),
+    ),
+    Case(
+        "demo of a folder that is not a run",
+        demo_of_a_plain_folder,
+        2,
+        ("is not a model tfseg can run", "a run folder"),
+    ),
+    Case(
+        "demo without the demo extra",
+        demo_without_gradio,
+        2,
+        ("needs Gradio", 'pip install "tfseg[demo]"'),
+        unchanged,
     ),
 ]
 

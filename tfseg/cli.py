@@ -1,9 +1,10 @@
 """`tfseg COMMAND`: the command line. It parses, then calls the library.
 
     tfseg train --model unet --data-dir DIR        (train_pet.py is the same)
-    tfseg evaluate RUN_DIR [--data-dir DIR]
-    tfseg predict RUN_DIR my_cat.jpg --out preds/
-    tfseg export RUN_DIR --format savedmodel|tflite|onnx
+    tfseg evaluate RUN_DIR [--data-dir DIR]        (or an exported FILE)
+    tfseg predict RUN_DIR my_cat.jpg --out preds/  (or an exported FILE)
+    tfseg export RUN_DIR --format savedmodel|tflite|onnx [--quantize int8]
+    tfseg demo RUN_DIR                              (a local web page)
     tfseg compare --models fcn8s,unet,mobilenet_unet --data-dir DIR
     tfseg verify-data DIR
     tfseg export-data --data-dir DIR --image-size 128 --out pets.npz
@@ -52,6 +53,12 @@ TRAIN_HELP = {
     "output_dir": "where run folders go",
     "run_name": "run folder name (default: <time>_<model>); never reused",
     "resume": "continue RUN_DIR from its last finished epoch; --epochs N extends it",
+    "hosts": "train across N hosts (JAX backend); or $KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "host_index": "this host, 0 to N-1 (0 writes the run folder); or "
+    "$KERAS_DISTRIBUTION_PROCESS_ID",
+    "coordinator": "HOST:PORT where host 0 meets the others; or the first of "
+    "$KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "host_timeout": "seconds to wait for every host to join",
 }
 TRAIN_CHOICES = {
     "loss": settings.LOSS_NAMES,
@@ -66,6 +73,10 @@ TRAIN_METAVARS = {
     "time_budget": "MIN",
     "resume": "RUN_DIR",
     "max_examples": "N",
+    "hosts": "N",
+    "host_index": "I",
+    "coordinator": "HOST:PORT",
+    "host_timeout": "SECONDS",
 }
 
 
@@ -166,25 +177,42 @@ def run_evaluate(args):
     from tfseg.evaluate import evaluate_run
 
     evaluate_run(
-        args.run_dir,
+        args.path,
         data_dir=args.data_dir,
         data_npz=args.data_npz,
         out=args.out,
         skip_bad=args.skip_bad,
+        model_file=args.model,
+        image_size=args.image_size,
     )
 
 
 def run_predict(args):
     from tfseg.predict import predict_files
 
-    failed = predict_files(args.run_dir, args.images, args.out)
+    failed = predict_files(args.path, args.images, args.out)
     return PARTIAL_FAILURE if failed else 0
 
 
 def run_export(args):
     from tfseg.export import export_run
 
-    export_run(args.run_dir, args.format, args.out)
+    export_run(
+        args.run_dir,
+        args.format,
+        args.out,
+        quantize=args.quantize,
+        output=args.output,
+        data_dir=args.data_dir,
+        data_npz=args.data_npz,
+        calibration_images=args.calibration_images,
+    )
+
+
+def run_demo(args):
+    from tfseg.demo import serve  # Gradio and Keras load when it starts
+
+    serve(args.source, host=args.host, port=args.port)
 
 
 def run_compare(args):
@@ -196,7 +224,7 @@ def run_compare(args):
 
 def build_parser():
     from tfseg import compare  # its flags; imports no Keras
-    from tfseg.export import FORMATS  # imports no Keras
+    from tfseg import export as exporting  # its choices; imports no Keras
 
     common = argparse.ArgumentParser(add_help=False)
     verbose_help = "show TensorFlow's own start-up and C++ log lines"
@@ -224,8 +252,29 @@ def build_parser():
         command("train", run_train, "train a model, evaluate it, write a run folder")
     )
 
-    evaluate = command("evaluate", run_evaluate, "score a run's model on a test split")
-    evaluate.add_argument("run_dir")
+    evaluate = command(
+        "evaluate",
+        run_evaluate,
+        "score a run's model, or an exported file, on a test split",
+    )
+    evaluate.add_argument(
+        "path",
+        metavar="RUN_DIR_OR_FILE",
+        help="a run folder, or an exported .tflite/.onnx file or SavedModel "
+        "folder (then --data-dir or --data-npz says which data)",
+    )
+    evaluate.add_argument(
+        "--model",
+        metavar="FILE",
+        help="with a run folder: score this exported file on the run's data "
+        "(writes metrics_<file name>.json in the run folder)",
+    )
+    evaluate.add_argument(
+        "--image-size",
+        type=int,
+        help="the size the data is read at; must be the model's input size "
+        "(default: that size)",
+    )
     source = evaluate.add_mutually_exclusive_group()
     source.add_argument(
         "--data-dir",
@@ -241,7 +290,9 @@ def build_parser():
     )
 
     predict = command("predict", run_predict, "segment your own images")
-    predict.add_argument("run_dir")
+    predict.add_argument(
+        "path", metavar="RUN_DIR_OR_FILE", help="a run folder or an exported model"
+    )
     predict.add_argument("images", nargs="+")
     predict.add_argument(
         "--out", required=True, help="folder for masks and overlays (made if missing)"
@@ -249,8 +300,50 @@ def build_parser():
 
     export = command("export", run_export, "export a run's model")
     export.add_argument("run_dir")
-    export.add_argument("--format", required=True, choices=list(FORMATS))
+    export.add_argument("--format", required=True, choices=list(exporting.FORMATS))
     export.add_argument("--out", help="output path (default: in the run folder)")
+    export.add_argument(
+        "--quantize",
+        default="none",
+        choices=exporting.QUANTIZE_MODES,
+        help="TFLite only: float16 or dynamic-range weights, or full-integer "
+        "int8 (uint8 pixels in) calibrated on the run's training split "
+        "(default: none, float32)",
+    )
+    export.add_argument(
+        "--output",
+        default="logits",
+        choices=exporting.OUTPUTS,
+        help="TFLite only: argmax gives uint8 class ids (default: logits)",
+    )
+    calibration = export.add_mutually_exclusive_group()
+    calibration.add_argument(
+        "--data-dir",
+        help="int8: read the run's training split from this folder (when its "
+        "own source is not here)",
+    )
+    calibration.add_argument("--data-npz", metavar="FILE", help="or these exports")
+    export.add_argument(
+        "--calibration-images",
+        type=int,
+        default=exporting.CALIBRATION_IMAGES,
+        metavar="N",
+        help="int8: training images to calibrate on (default: "
+        f"{exporting.CALIBRATION_IMAGES}, fewer if the split is smaller)",
+    )
+
+    demo = command(
+        "demo",
+        run_demo,
+        'a local web page that segments your photos (pip install "tfseg[demo]")',
+    )
+    demo.add_argument("source", metavar="RUN_DIR_OR_EXPORTED_FILE")
+    demo.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only)",
+    )
+    demo.add_argument("--port", type=int, default=7860, help="(default: 7860)")
 
     compare.add_arguments(
         command("compare", run_compare, "train and compare several models")

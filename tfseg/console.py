@@ -24,6 +24,8 @@ NOISE = re.compile(
     r"|Improper call to JPEG library"
     r"|Corrupt JPEG data"
     r"|Premature end of JPEG file"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate"  # the LiteRT interpreter
+    r"|fully_quantize: \d, inference_type: "  # the TFLite converter
     r")"
 )
 

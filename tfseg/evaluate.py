@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from tfseg import runs
+from tfseg.config import TrainConfig
 from tfseg.metrics import ConfusionMatrix
 from tfseg.metrics import class_names_for
 from tfseg.progress import Progress
@@ -171,21 +172,67 @@ def report_run(run_dir, test, config):
     return report
 
 
-def evaluate_run(run_dir, data_dir=None, data_npz=None, out=None, skip_bad=False):
-    """Scores a finished run's model on a test split and writes a report.
+def evaluate_run(
+    path,
+    data_dir=None,
+    data_npz=None,
+    out=None,
+    skip_bad=False,
+    model_file=None,
+    image_size=None,
+):
+    """Scores a run's model, or an exported model, on a test split and
+    writes a report.
 
-    With neither `data_dir` nor `data_npz`, the run's own test split, into
-    its `metrics.json`. With other data, only its test split is read (a
-    folder with just `annotations/test.txt` will do), and the report goes to
-    `metrics_<folder or file name>.json` (or `out`), recording its source:
-    the run's own report stays.
+    - A run folder, with neither `data_dir` nor `data_npz`: its own test
+      split, into its `metrics.json`. With other data, only that data's test
+      split is read (a folder with just `annotations/test.txt` will do), and
+      the report goes to `metrics_<folder or file name>.json`, recording its
+      source: the run's own report stays.
+    - A run folder with `model_file` (an exported `.tflite`, `.onnx`,
+      SavedModel or `.keras`): that model, run by its own runtime, on the
+      run's data (or the data given), into `metrics_<file name>.json`.
+    - An exported model alone: on the test split of `data_dir` or
+      `data_npz` (required), into `<file name>.metrics.json` beside it.
 
     Returns:
         The path of the JSON report.
     """
     from tfseg.data.loading import load_splits  # may need TF
+    from tfseg.deployed import is_run
+    from tfseg.deployed import load_deployed
 
-    config, model = runs.open_run(run_dir)
+    if out and os.path.isdir(out):
+        raise runs.RunError(f"--out {out!r} is a folder; pass a .json file path.")
+    names = []  # of the report: metrics_<model file>_<data>.json
+    if is_run(path):
+        if model_file:
+            config, _ = runs.read_config(path)
+            model = load_deployed(model_file)
+            names.append(os.path.basename(os.path.normpath(model_file)))
+        else:
+            config, model = runs.open_run(path)
+        if data_dir or data_npz:
+            source = os.path.basename(os.path.normpath(data_dir or data_npz))
+            names.append(os.path.splitext(source)[0])
+        default_out = runs.report_paths(path, "_".join(names) or None)[0]
+    else:
+        if model_file:
+            raise runs.RunError(
+                f"--model is for a run folder; {path!r} is not one (it has no "
+                f"{runs.CONFIG}). Pass the model file as the path itself."
+            )
+        if not (data_dir or data_npz):
+            raise runs.RunError(
+                f"Scoring the exported model {path!r} needs data: pass --data-dir "
+                "DIR (an Oxford-IIIT Pet folder) or --data-npz FILE."
+            )
+        model = load_deployed(path)
+        config = TrainConfig(
+            image_size=model.input_shape[1], binary=model.output_shape[-1] == 2
+        )
+        default_out = os.path.normpath(path) + ".metrics.json"
+    check_input_size(model, config.image_size, image_size)
     if data_dir or data_npz:
         config = dataclasses.replace(
             config,
@@ -195,14 +242,7 @@ def evaluate_run(run_dir, data_dir=None, data_npz=None, out=None, skip_bad=False
             max_examples=None,
             cache_dir=None,
         )
-        name = os.path.splitext(
-            os.path.basename(os.path.normpath(data_dir or data_npz))
-        )[0]
-    else:
-        name = None
     config = dataclasses.replace(config, skip_bad=skip_bad or config.skip_bad)
-    if out and os.path.isdir(out):
-        raise runs.RunError(f"--out {out!r} is a folder; pass a .json file path.")
     test = load_splits(config, splits=["test"])["test"]
     report = evaluate_model(model, test, config.batch_size)
     report["data"] = {
@@ -210,7 +250,22 @@ def evaluate_run(run_dir, data_dir=None, data_npz=None, out=None, skip_bad=False
         "split": "test",
         "skipped": sorted(test.skipped),
     }
-    json_path = write_report(report, out or runs.report_paths(run_dir, name)[0])
+    if hasattr(model, "describe"):
+        report["model"] = model.describe()
+    json_path = write_report(report, out or default_out)
     print(format_report(report))
     print(f"report written to {json_path} (and .md)")
     return json_path
+
+
+def check_input_size(model, expected, requested=None):
+    """Raises `RunError` unless the model takes `expected`-pixel square
+    images (and `requested`, the `--image-size` given, agrees)."""
+    size = tuple(model.input_shape[1:3])
+    for wanted, what in ((requested, "--image-size"), (expected, "the data")):
+        if wanted is not None and size != (wanted, wanted):
+            raise runs.RunError(
+                f"The model takes {size[0]}x{size[1]} images, but {what} is "
+                f"{wanted}x{wanted}: pass --image-size {size[0]} (or the model "
+                "exported from a run of that size)."
+            )

@@ -1,4 +1,5 @@
-"""Segments a user's own image files with a run's model: `tfseg predict`.
+"""Segments a user's own image files with a run's model, or an exported
+one: `tfseg predict`.
 
 Each readable image gets, in the output folder, `<name>_mask.png` (class
 ids 0 = pet, 1 = background, 2 = border, at the image's own size),
@@ -62,8 +63,9 @@ def prepare_output_dir(out):
         ) from error
 
 
-def predict_files(run_dir, paths, out):
-    """Predicts every readable image of `paths` into the folder `out`.
+def predict_files(model_path, paths, out):
+    """Predicts every readable image of `paths` into the folder `out` with
+    the model of a run folder or an exported model at `model_path`.
 
     Returns:
         `{path: problem}` of the images that could not be read.
@@ -71,11 +73,12 @@ def predict_files(run_dir, paths, out):
     from PIL import Image
 
     from tfseg import visualize
+    from tfseg.deployed import load_run_or_model
     from tfseg.evaluate import segment
     from tfseg.metrics import class_names_for
 
     prepare_output_dir(out)
-    _, model = runs.open_run(run_dir)
+    _, model = load_run_or_model(model_path)
     names = class_names_for(model.output_shape[-1])
     failed = {}
     progress = Progress(len(paths), "predicting", enabled=len(paths) > 1)
