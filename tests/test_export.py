@@ -60,6 +60,12 @@ def export(run_dir, path, *flags):
     return path
 
 
+def export_ids(run_dir, tmp_path):
+    """An int8 export whose output is the uint8 class ids."""
+    flags = ["--quantize", "int8", "--output", "argmax"]
+    return export(run_dir, tmp_path / "ids.tflite", *flags)
+
+
 def keras_logits(run_dir, images):
     model = keras.models.load_model(os.path.join(run_dir, "model.keras"))
     return keras.ops.convert_to_numpy(model(images, training=False))
@@ -108,14 +114,7 @@ def test_each_quantize_mode_runs_in_litert(finished_run, tmp_path):
     # a few saturate (the real test below checks the masks).
     assert np.mean(np.abs(int8 - expected) <= 0.1 * spread) >= 0.99
 
-    path = export(
-        finished_run,
-        tmp_path / "ids.tflite",
-        "--quantize",
-        "int8",
-        "--output",
-        "argmax",
-    )
+    path = export_ids(finished_run, tmp_path)
     ids = run_litert(path, images)
     assert ids.dtype == np.uint8 and ids.shape == (3, 32, 32)
     np.testing.assert_array_equal(ids, int8.argmax(-1))
@@ -166,14 +165,7 @@ def test_evaluate_an_export_gives_the_run_report(finished_run, tmp_path):
 
 @pytest.mark.slow
 def test_predict_with_an_int8_export(finished_run, tmp_path):
-    path = export(
-        finished_run,
-        tmp_path / "ids.tflite",
-        "--quantize",
-        "int8",
-        "--output",
-        "argmax",
-    )
+    path = export_ids(finished_run, tmp_path)
     photo = tmp_path / "cat.png"
     rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 255, (45, 70), np.uint8)).save(photo)  # grey

@@ -286,6 +286,9 @@ def launch(tmp_path, *flags):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C as in a terminal, even where the suite itself runs in the
+        # background (whose children inherit an ignored SIGINT).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

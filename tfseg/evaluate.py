@@ -143,6 +143,18 @@ def describe_source(config):
     return config.data_dir or "TensorFlow Datasets oxford_iiit_pet"
 
 
+def with_data(config, data_dir=None, data_npz=None, **changes):
+    """`config` reading its data from `data_dir` or `data_npz` (absolute)
+    instead of its own source, with any other `changes`."""
+    return dataclasses.replace(
+        config,
+        data_dir=data_dir and os.path.abspath(data_dir),
+        data_npz=data_npz and os.path.abspath(data_npz),
+        synthetic=0,
+        **changes,
+    )
+
+
 def report_run(run_dir, test, config):
     """Scores the run's best model on `test` and writes the run's reports:
     `model.keras`, `metrics.json`/`.md`, `predictions.png`, `curves.png`."""
@@ -234,13 +246,8 @@ def evaluate_run(
         default_out = os.path.normpath(path) + ".metrics.json"
     check_input_size(model, config.image_size, image_size)
     if data_dir or data_npz:
-        config = dataclasses.replace(
-            config,
-            data_dir=data_dir and os.path.abspath(data_dir),
-            data_npz=data_npz and os.path.abspath(data_npz),
-            synthetic=0,
-            max_examples=None,
-            cache_dir=None,
+        config = with_data(
+            config, data_dir, data_npz, max_examples=None, cache_dir=None
         )
     config = dataclasses.replace(config, skip_bad=skip_bad or config.skip_bad)
     test = load_splits(config, splits=["test"])["test"]

@@ -20,7 +20,6 @@ folder) with the input, the classes, the quantization and the calibration
 data; `tfseg evaluate FILE` and `tfseg predict FILE` read it.
 """
 
-import dataclasses
 import datetime
 import os
 import tempfile
@@ -174,14 +173,10 @@ def calibration_split(config, count, data_dir=None, data_npz=None):
 
     from tfseg.data.loading import load_splits
     from tfseg.evaluate import describe_source
+    from tfseg.evaluate import with_data
 
     if data_dir or data_npz:
-        config = dataclasses.replace(
-            config,
-            data_dir=data_dir and os.path.abspath(data_dir),
-            data_npz=data_npz and os.path.abspath(data_npz),
-            synthetic=0,
-        )
+        config = with_data(config, data_dir, data_npz)
     source = describe_source(config)
     try:
         train = load_splits(config, splits=["train"], progress=False)["train"]
