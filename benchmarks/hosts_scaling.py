@@ -34,7 +34,9 @@ NCCL on GPUs), timed after warm-up, median of `--repeats` calls. This is
 the collectives' own cost, without the computation around them and without
 the time a process waits for a slower peer; the step time of N processes
 less that of 1 process (the same batch per process) bounds all that the
-distribution costs, waits included.
+distribution costs, waits included. With `--device cpu` the replay runs
+once more with every thread of the processes free on all the cores: gloo's
+threads then no longer share one core with the main thread.
 
 Writes `results.json` (every epoch time, the all-reduces, load averages),
 the runs and each process's log under `--out`; prints a Markdown table last.
@@ -59,6 +61,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One all-reduce in XLA's HLO text: its result type, its operands.
 ALL_REDUCE = re.compile(r"=\s*(\(.*?\)|\S+)\s+all-reduce(?:-start)?\(")
 ARRAY_TYPE = re.compile(r"\b([a-z]+[0-9]*)\[([0-9,]*)\]")
+# The cores the benchmark may use, for a pinned process's unpinned replay.
+CORES = "HOSTS_SCALING_CORES"
+UNPINNED = "collectives_unpinned_s"
 DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16", "s32": "int32"}
 
 
@@ -144,7 +149,7 @@ def replay(ops, repeats):
     function = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(spec,), out_specs=spec))
     compiled = function.lower(arguments).compile().as_text()
     count = len(ALL_REDUCE.findall(compiled))
-    for _ in range(5):
+    for _ in range(3):  # warm-up
         function(arguments).block_until_ready()
     times = []
     for _ in range(repeats):
@@ -182,6 +187,14 @@ def worker(argv):
             collectives_s=median,
             collectives_best_s=best,
         )
+        if os.environ.get(CORES):  # pinned: again with every thread on all cores
+            cores = {int(core) for core in os.environ[CORES].split(",")}
+            for thread in os.listdir("/proc/self/task"):
+                try:
+                    os.sched_setaffinity(int(thread), cores)
+                except OSError:  # a thread that ended meanwhile
+                    pass
+            result[UNPINNED] = replay(ops, int(repeats))[0]
     for path in glob.glob(os.path.join(dump_dir, "*")):  # keep the HLO text
         if os.path.isdir(path):
             shutil.rmtree(path)
@@ -222,6 +235,7 @@ def launch(count, run_name, args, round_dir):
             xla.insert(0, "--xla_cpu_multi_thread_eigen=false")
             env["JAX_PLATFORMS"] = "cpu"
             pin = {cores[index]}
+            env[CORES] = ",".join(map(str, cores))
         else:
             env["CUDA_VISIBLE_DEVICES"] = str(index)
         env["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *xla]).strip()
@@ -315,6 +329,9 @@ def summarise(runs):
         row["collectives_s"] = statistics.median(p["collectives_s"] for p in measured)
         row["gradients_s"] = statistics.median(p["gradients_s"] for p in measured)
         row["gradient_arrays"] = measured[0]["gradient_arrays"]
+        unpinned = [p[UNPINNED] for p in measured if UNPINNED in p]
+        if unpinned:
+            row["collectives_unpinned_s"] = statistics.median(unpinned)
         row["all_reduces"] = measured[0]["all_reduces"]
         row["replayed_all_reduces"] = measured[0]["replayed_all_reduces"]
         row["all_reduce_elements"] = measured[0]["elements"]
@@ -332,16 +349,16 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8, help="per process")
-    parser.add_argument("--epochs", type=int, default=4, help="per run; 1 compiles")
+    parser.add_argument("--epochs", type=int, default=3, help="per run; 1 compiles")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--max-examples", type=int, default=128)
+    parser.add_argument("--max-examples", type=int, default=96)
     parser.add_argument(
         "--train-args",
         default="--model mobilenet_unet --alpha 0.35 --encoder-weights none",
         help="more `tfseg train` flags, the same for every configuration",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    parser.add_argument("--repeats", type=int, default=15, help="collective replays")
+    parser.add_argument("--repeats", type=int, default=8, help="collective replays")
     parser.add_argument("--timeout", type=float, default=600, help="s per run")
     parser.add_argument("--out", help="folder for results.json, runs and logs")
     args = parser.parse_args(argv)
@@ -413,6 +430,11 @@ def main(argv=None):
                 f"{1000 * row['gradients_s']:.1f} ms; step time over 1 process "
                 f"{1000 * row['step_s_over_1_process']:.0f} ms"
             )
+            if "collectives_unpinned_s" in row:
+                print(
+                    "the same replay with every thread free on all cores: "
+                    f"{1000 * row['collectives_unpinned_s']:.1f} ms"
+                )
     print(
         "\n| configuration | processes | global batch | steady images/s | "
         "step ms | scaling efficiency | collectives ms/step | share of step |"
