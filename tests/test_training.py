@@ -267,9 +267,21 @@ def test_class_weights_reach_the_loss_as_sample_weights(tmp_path):
 
 def launch(tmp_path, *flags):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    # Ctrl-C as in a terminal, even where the suite itself runs in the
+    # background (whose children inherit an ignored SIGINT). Set in the
+    # child's Python, not by preexec_fn: a fork of this process, where JAX
+    # may be loaded, warns.
+    start = (
+        "import runpy, signal, sys; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
     return subprocess.Popen(
         [
             sys.executable,
+            "-c",
+            start,
             "train_pet.py",
             "--synthetic",
             "24",
@@ -286,9 +298,6 @@ def launch(tmp_path, *flags):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        # Ctrl-C as in a terminal, even where the suite itself runs in the
-        # background (whose children inherit an ignored SIGINT).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
