@@ -108,7 +108,11 @@ class TFLiteModel(DeployedModel):
     def __init__(self, path, threads=None):
         interpreter_class, runtime = litert_interpreter()
         try:
-            self.interpreter = interpreter_class(model_path=path, num_threads=threads)
+            with warnings.catch_warnings():  # TensorFlow's: deprecated there
+                warnings.filterwarnings("ignore", ".*tf.lite.Interpreter is deprecated")
+                self.interpreter = interpreter_class(
+                    model_path=path, num_threads=threads
+                )
         except (ValueError, RuntimeError) as error:
             raise runs.RunError(
                 f"{path!r} cannot be read as a TFLite model ({error})."
@@ -163,7 +167,6 @@ def litert_interpreter():
             "Running a .tflite file needs the LiteRT interpreter: "
             "`python3 -m pip install ai-edge-litert` (or TensorFlow)."
         ) from None
-    warnings.filterwarnings("ignore", ".*tf.lite.Interpreter is deprecated")
     return tf.lite.Interpreter, f"tensorflow {tf.__version__} tf.lite.Interpreter"
 
 
