@@ -1,5 +1,5 @@
-"""The callbacks of a training run: checkpoints after each epoch, epoch
-timing and the time budget."""
+"""The callbacks of a training run: checkpoints after each epoch, the run's
+clock and its time budget."""
 
 import math
 import os
@@ -11,48 +11,153 @@ from tfseg import hosts
 from tfseg import runs
 from tfseg.config import MONITOR
 
+# The test report at the end of a run scores each test image twice (at the
+# training size, and resized to its own size) and draws two figures: about
+# this many times the validation time of as many images, plus this many
+# seconds (measured on the shared sample, docs/BENCHMARKS.md).
+REPORT_FACTOR = 3.0
+REPORT_SECONDS = 5.0
+
+
+class RunClock:
+    """Wall seconds a run has taken: those `state.json` records from earlier
+    processes (`"seconds"`, as of their last checkpoint) and this one's
+    since `started` (a `time.monotonic()` reading)."""
+
+    def __init__(self, state, started=None):
+        self.before = float(state.get("seconds", 0.0))
+        self.started = time.monotonic() if started is None else started
+
+    def elapsed(self):
+        return self.before + time.monotonic() - self.started
+
 
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch: `last.keras`, `best.keras` when better, `state.json`
-    (in that order, so the state never names an epoch not on disk)."""
+    (in that order, so the state never names an epoch not on disk).
 
-    def __init__(self, run_dir, state):
+    With a weight average (`--ema`), `last.keras` holds the trained weights
+    and the average in its optimizer (it resumes exactly), and `best.keras`
+    the average, which is what validation scored.
+    """
+
+    def __init__(self, run_dir, state, clock=None):
         super().__init__()
         self.run_dir = run_dir
         self.state = state
+        self.clock = clock
 
     def on_epoch_end(self, epoch, logs=None):
         score = (logs or {}).get(MONITOR)
         improved = score is not None and score > self.state.get("best_score", -math.inf)
         runs.save_model(self.model, os.path.join(self.run_dir, runs.LAST))
         if improved:
-            runs.save_model(self.model, os.path.join(self.run_dir, runs.BEST))
+            with AveragedWeights(self.model):
+                runs.save_model(self.model, os.path.join(self.run_dir, runs.BEST))
             self.state.update(best_score=float(score), best_epoch=epoch + 1)
         self.state["epochs_done"] = epoch + 1
+        if self.clock is not None:
+            self.state["seconds"] = round(self.clock.elapsed(), 3)
         runs.write_json(os.path.join(self.run_dir, runs.STATE), self.state)
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_seconds` to the logs (so to history.csv); stops the run
-    once `budget_minutes` of training have passed, at an epoch's end (by
-    host 0's clock, so that several hosts stop together)."""
+def uses_ema(model):
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return bool(getattr(optimizer, "use_ema", False))
 
-    def __init__(self, budget_minutes=None):
+
+class AveragedWeights:
+    """`with AveragedWeights(model):` the model holds its optimizer's
+    weight average inside the block (nothing changes without `--ema`)."""
+
+    def __init__(self, model):
+        self.swap = None
+        if uses_ema(model):
+            self.swap = keras.callbacks.SwapEMAWeights()
+            self.swap.set_model(model)
+
+    def __enter__(self):
+        if self.swap:
+            self.swap._swap_variables()  # Keras's swap, tf.distribute-aware
+
+    def __exit__(self, *exc_info):
+        if self.swap:
+            self.swap._swap_variables()
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to the logs (so to history.csv) and times
+    validation; with a time budget, stops at the end of an epoch when the
+    next epoch and the test report would not fit in what is left (by host
+    0's clock, so that several hosts stop together).
+
+    Args:
+        clock: the run's `RunClock`.
+        budget_minutes: the whole run's budget, or `None`.
+        images: `{split: images}` of the run (to foresee the test report's
+            time from validation's).
+    """
+
+    def __init__(self, clock=None, budget_minutes=None, images=None):
         super().__init__()
+        self.clock = clock or RunClock({})
         self.budget = budget_minutes * 60 if budget_minutes else None
-        self.spent = 0.0
+        self.images = images or {}
+        self.periods = []  # epoch begin to epoch begin (checkpoints included)
+        self.val_seconds = []
+        self.train_seconds = []
+        self.last_begin = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+        now = time.perf_counter()
+        if self.last_begin is not None:
+            self.periods.append(now - self.last_begin)
+        self.start = self.last_begin = now
+        self.test_start = None
+
+    def on_test_begin(self, logs=None):
+        self.test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self.test_start is not None:
+            self.val_seconds.append(time.perf_counter() - self.test_start)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
-        self.spent += seconds
+        self.train_seconds.append(seconds)
         if logs is not None:
             logs["epoch_seconds"] = seconds
-        if self.budget and hosts.first_host(self.spent >= self.budget):
+        if not self.budget or epoch + 1 >= self.params.get("epochs", math.inf):
+            return
+        # After the first epoch of a process (which compiles), nothing is
+        # known of the pace: stop only once the budget is spent.
+        needed = self.clock.elapsed()
+        if self.periods:
+            needed += self.periods[-1] + self.report_estimate()
+        if hosts.first_host(needed > self.budget):
             print(
-                f"time budget of {self.budget / 60:g} min reached after "
-                f"epoch {epoch + 1}"
+                f"time budget of {self.budget / 60:g} min: stopping after epoch "
+                f"{epoch + 1}, as another epoch and the test report would end "
+                f"after {needed / 60:.1f} min"
             )
             self.model.stop_training = True
+
+    def report_estimate(self):
+        """Seconds the test report will take, from validation's pace (the
+        first validation of a process compiles, so it is left out while
+        there are others)."""
+        timed = self.val_seconds[1:] or self.val_seconds
+        if timed and self.images.get("val"):
+            per_image = min(timed) / self.images["val"]
+        elif self.train_seconds:  # no validation: inference ~3x training
+            train_images = max(self.images.get("train", 1), 1)
+            per_image = min(self.train_seconds) / train_images / 3
+        else:
+            return REPORT_SECONDS
+        return REPORT_FACTOR * per_image * self.images.get("test", 0) + REPORT_SECONDS
+
+    def period_so_far(self):
+        """Seconds since the last epoch began (its time, checkpoints
+        included, once it has ended)."""
+        return time.perf_counter() - self.last_begin

@@ -34,10 +34,17 @@ USAGE_ERROR = 2
 
 # Help of the train flags; every TrainConfig field has a flag.
 TRAIN_HELP = {
+    "recipe": "tfseg (the best found, docs/BENCHMARKS.md) or tutorial (the "
+    "TensorFlow tutorial's settings); flags given override the recipe's",
     "model": "fcn32s, fcn16s, fcn8s, unet, mobilenet_unet or pix2pix",
     "model_args": "builder argument KEY=VALUE (value read as JSON), repeatable",
     "encoder": "unet, vgg16, resnet50 or mobilenet_v2 (default: the model's)",
-    "alpha": "MobileNetV2 width multiplier",
+    "alpha": "MobileNetV2 width multiplier (default: 0.5)",
+    "encoder_lr_scale": "the pretrained encoder's learning rate as a fraction "
+    "of the decoder's",
+    "schedule": "cosine (decay after the warm-up) or constant",
+    "ema": "momentum of an average of the weights (0 = off), which is "
+    "validated and kept as best.keras",
     "data_dir": "local Oxford-IIIT Pet folder (official layout); default: TFDS",
     "data_npz": "splits from `tfseg export-data --out FILE` (no TensorFlow needed)",
     "synthetic": "train on N synthetic pets (a smoke run, no download)",
@@ -49,7 +56,8 @@ TRAIN_HELP = {
     "skip_bad": "skip broken files and list them",
     "cache_dir": "keep decoded splits here as .npz",
     "early_stopping": "stop after PATIENCE epochs without a better val mean IoU",
-    "time_budget": "stop at the end of the epoch after MIN minutes",
+    "time_budget": "fit the run, test report included, into MIN minutes: "
+    "the epochs (and the schedule) are set after timing the first two",
     "output_dir": "where run folders go",
     "run_name": "run folder name (default: <time>_<model>); never reused",
     "resume": "continue RUN_DIR from its last finished epoch; --epochs N extends it",
@@ -61,6 +69,8 @@ TRAIN_HELP = {
     "host_timeout": "seconds to wait for every host to join",
 }
 TRAIN_CHOICES = {
+    "recipe": tuple(settings.RECIPES),
+    "schedule": settings.SCHEDULES,
     "loss": settings.LOSS_NAMES,
     "precision": settings.PRECISIONS,
     "strategy": settings.STRATEGIES,
@@ -115,6 +125,16 @@ def add_train_arguments(parser):
             )
 
 
+def add_tta_argument(parser, where=""):
+    parser.add_argument(
+        "--tta",
+        choices=("none", "flip"),
+        default="none",
+        help="flip: average the logits of each image and of its mirror (two "
+        f"passes) {where}".strip(),
+    )
+
+
 def _type_name(annotation):
     return getattr(annotation, "__name__", str(annotation))
 
@@ -141,7 +161,7 @@ def train_config(args):
         given["model_args"] = dict(given["model_args"])
     if "class_weights" in given:
         given["class_weights"] = tuple(given["class_weights"])
-    return TrainConfig(**given), set(given)
+    return TrainConfig.for_recipe(**given), set(given)
 
 
 def run_train(args):
@@ -184,13 +204,14 @@ def run_evaluate(args):
         skip_bad=args.skip_bad,
         model_file=args.model,
         image_size=args.image_size,
+        tta=args.tta,
     )
 
 
 def run_predict(args):
     from tfseg.predict import predict_files
 
-    failed = predict_files(args.path, args.images, args.out)
+    failed = predict_files(args.path, args.images, args.out, tta=args.tta)
     return PARTIAL_FAILURE if failed else 0
 
 
@@ -288,6 +309,9 @@ def build_parser():
     evaluate.add_argument(
         "--skip-bad", action="store_true", help=TRAIN_HELP["skip_bad"]
     )
+    add_tta_argument(
+        evaluate, "(written to metrics_tta-flip.json: the plain report stays)"
+    )
 
     predict = command("predict", run_predict, "segment your own images")
     predict.add_argument(
@@ -297,6 +321,7 @@ def build_parser():
     predict.add_argument(
         "--out", required=True, help="folder for masks and overlays (made if missing)"
     )
+    add_tta_argument(predict)
 
     export = command("export", run_export, "export a run's model")
     export.add_argument("run_dir")

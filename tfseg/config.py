@@ -9,9 +9,13 @@ import dataclasses
 import os
 
 DEFAULT_IMAGE_SIZE = 128
+# MobileNetV2's width where `--alpha` is not given (the best per CPU minute
+# in docs/BENCHMARKS.md); `keras.applications` itself defaults to 1.0.
+DEFAULT_MOBILENET_ALPHA = 0.5
 SPLITS = ("train", "val", "test")
 RESIZE_MODES = ("stretch", "crop", "pad")
 LOSS_NAMES = ("ce", "dice", "ce+dice", "focal")
+SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 # The score that picks best.keras (a Keras log name).
@@ -39,6 +43,7 @@ class TrainConfig:
     pretrained encoders and none for models trained from scratch.
     """
 
+    recipe: str = "tfseg"
     model: str = "mobilenet_unet"
     model_args: dict = dataclasses.field(default_factory=dict)
     encoder: str = None
@@ -50,8 +55,11 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 16
     learning_rate: float = 1e-3
+    encoder_lr_scale: float = 1.0
+    schedule: str = "cosine"
     warmup_epochs: float = 1.0
     weight_decay: float = 1e-4
+    ema: float = 0.0
     loss: str = "ce"
     class_weights: tuple = None
     precision: str = "auto"
@@ -74,6 +82,15 @@ class TrainConfig:
     host_index: int = 0
     coordinator: str = None
     host_timeout: float = 300.0
+
+    @classmethod
+    def for_recipe(cls, recipe="tfseg", **settings):
+        """The config of a named recipe (`RECIPES`), with `settings` over it."""
+        if recipe not in RECIPES:
+            raise ValueError(
+                f"--recipe must be one of {tuple(RECIPES)}, not {recipe!r}."
+            )
+        return cls(**{**RECIPES[recipe], "recipe": recipe, **settings})
 
     @property
     def num_classes(self):
@@ -107,7 +124,32 @@ class TrainConfig:
                 self.image_size >= 32,
                 f"--image-size must be at least 32, not {self.image_size}",
             ),
+            (self.recipe in RECIPES, f"--recipe must be one of {tuple(RECIPES)}"),
             (self.learning_rate > 0, "--learning-rate must be positive"),
+            (
+                self.encoder_lr_scale > 0,
+                "--encoder-lr-scale is the encoder's learning rate as a fraction "
+                f"of the decoder's, so positive; received {self.encoder_lr_scale}",
+            ),
+            (
+                self.schedule in SCHEDULES,
+                f"--schedule must be one of {SCHEDULES}",
+            ),
+            (self.warmup_epochs >= 0, "--warmup-epochs must be 0 or more"),
+            (
+                0 <= self.ema < 1,
+                "--ema is the weight average's momentum per step, in [0, 1) (0 "
+                f"turns it off; 0.99 averages about 100 steps); received {self.ema}",
+            ),
+            (
+                self.time_budget is None or self.time_budget > 0,
+                f"--time-budget is minutes, so positive; received {self.time_budget}",
+            ),
+            (
+                self.early_stopping >= 0,
+                "--early-stopping is a patience in epochs (0 turns it off); "
+                f"received {self.early_stopping}",
+            ),
             (0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
             (
                 self.max_examples is None or self.max_examples >= 1,
@@ -191,6 +233,31 @@ class TrainConfig:
         if values.get("class_weights") is not None:
             values["class_weights"] = tuple(values["class_weights"])
         return cls(**values)
+
+
+# Named recipes: the settings each changes from the defaults above, which
+# are tfseg's own recipe ("tfseg", measured in docs/BENCHMARKS.md). Flags
+# given with `--recipe` override the recipe's.
+RECIPES = {
+    "tfseg": {},
+    # The TensorFlow segmentation tutorial's recipe on tfseg's pipeline: its
+    # MobileNetV2 (alpha 1.0) U-Net with the encoder frozen, plain cross-
+    # entropy, Adam at a constant 1e-3 (no warm-up, no weight decay), 20
+    # epochs of batches of 64. (The tutorial augments by flips only.)
+    "tutorial": {
+        "alpha": 1.0,
+        "freeze_encoder": True,
+        "loss": "ce",
+        "epochs": 20,
+        "batch_size": 64,
+        "learning_rate": 1e-3,
+        "encoder_lr_scale": 1.0,
+        "schedule": "constant",
+        "warmup_epochs": 0.0,
+        "weight_decay": 0.0,
+        "ema": 0.0,
+    },
+}
 
 
 def _is_address(address):

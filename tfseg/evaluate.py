@@ -6,6 +6,9 @@ and `tfseg predict` alike: the image is resized as the pipeline resizes
 gives logits at its input size, and the logits are resized back to the
 image's own size (`resize_logits`, bilinear) before the argmax. Scores are
 reported at the training resolution and at each image's original one.
+
+`tta="flip"` (`--tta flip`) averages the logits of each image and of its
+mirror image (mirrored back): two forward passes for a steadier mask.
 """
 
 import dataclasses
@@ -22,6 +25,9 @@ from tfseg.progress import Progress
 
 # Test images shown in a run's predictions.png.
 SHOWN_IMAGES = 6
+# Test-time augmentations: none, or the mean logits of the image and of its
+# horizontal mirror.
+TTA_MODES = ("none", "flip")
 
 
 def resize_image(image, size):
@@ -44,24 +50,46 @@ def resize_logits(logits, size):
     return keras.ops.convert_to_numpy(resized)[0]
 
 
-def predict_logits(model, images, batch_size=16):
+def check_tta(model, tta):
+    """Raises `ValueError` for an unknown mode, or flips of a model that
+    outputs class ids (which cannot be averaged)."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"--tta must be one of {TTA_MODES}, not {tta!r}.")
+    if tta != "none" and getattr(model, "argmax_output", False):
+        raise ValueError(
+            "--tta flip averages the logits of an image and its mirror, but this "
+            "model outputs class ids (exported with --output argmax); score a "
+            "run folder or a file exported with logits."
+        )
+
+
+def model_logits(model, batch, tta="none"):
+    """Logits of a float32 batch, as NumPy; with `tta="flip"`, the mean of
+    the batch's and of its mirror's (mirrored back)."""
+    logits = keras.ops.convert_to_numpy(model(batch, training=False))
+    if tta == "flip":
+        mirrored = np.ascontiguousarray(batch[:, :, ::-1])
+        flipped = keras.ops.convert_to_numpy(model(mirrored, training=False))
+        logits = (logits.astype(np.float32) + flipped[:, :, ::-1]) / 2
+    return logits
+
+
+def predict_logits(model, images, batch_size=16, tta="none"):
     """Yields `(start, logits)` for batches of uint8 or float images."""
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], np.float32)
-        yield start, keras.ops.convert_to_numpy(model(batch, training=False))
+        yield start, model_logits(model, batch, tta)
 
 
-def segment(model, image):
+def segment(model, image, tta="none"):
     """The class mask, `(h, w)` uint8, of one uint8 `(h, w, 3)` image of any
     size."""
     size = model.input_shape[1:3]
-    logits = keras.ops.convert_to_numpy(
-        model(resize_image(image, size)[None], training=False)
-    )[0]
+    logits = model_logits(model, resize_image(image, size)[None], tta)[0]
     return resize_logits(logits, np.shape(image)[:2]).argmax(-1).astype(np.uint8)
 
 
-def evaluate_model(model, examples, batch_size=16, progress=True):
+def evaluate_model(model, examples, batch_size=16, progress=True, tta="none"):
     """Scores `model` on `Examples`.
 
     Args:
@@ -70,17 +98,19 @@ def evaluate_model(model, examples, batch_size=16, progress=True):
             resolution too.
         batch_size: images per forward pass. Defaults to `16`.
         progress: show progress. Defaults to `True`.
+        tta: `"none"` or `"flip"` (see `TTA_MODES`). Defaults to `"none"`.
 
     Returns:
         dict: `images` (the number scored), `class_names`, and per resolution
         (`training_resolution`, and `original_resolution` when original masks
-        are there) the scores of `ConfusionMatrix.scores`.
+        are there) the scores of `ConfusionMatrix.scores`; `tta` with flips.
     """
+    check_tta(model, tta)
     num_classes = model.output_shape[-1]
     at_training = ConfusionMatrix(num_classes)
     at_original = ConfusionMatrix(num_classes) if examples.original_masks else None
     counter = Progress(len(examples), "scoring the test split", enabled=progress)
-    for start, logits in predict_logits(model, examples.images, batch_size):
+    for start, logits in predict_logits(model, examples.images, batch_size, tta):
         masks = examples.masks[start : start + len(logits)]
         at_training.update(masks[..., 0], logits.argmax(-1))
         for offset, image_logits in enumerate(logits if at_original else ()):
@@ -96,6 +126,8 @@ def evaluate_model(model, examples, batch_size=16, progress=True):
     }
     if at_original is not None:
         report["original_resolution"] = at_original.scores()
+    if tta != "none":
+        report["tta"] = tta
     return report
 
 
@@ -105,11 +137,11 @@ def format_report(report):
     header = ["resolution", "pixel acc", "mean IoU", *(f"IoU {n}" for n in names)]
     header += [f"Dice {n}" for n in names]
     source = report.get("data")
+    flips = " with flip test-time augmentation" if report.get("tta") else ""
     lines = [
         f"Scored {report['images']} images"
-        + (
-            f" of the {source['split']} split of {source['source']}." if source else "."
-        ),
+        + (f" of the {source['split']} split of {source['source']}" if source else "")
+        + f"{flips}.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
@@ -192,6 +224,7 @@ def evaluate_run(
     skip_bad=False,
     model_file=None,
     image_size=None,
+    tta="none",
 ):
     """Scores a run's model, or an exported model, on a test split and
     writes a report.
@@ -206,6 +239,8 @@ def evaluate_run(
       run's data (or the data given), into `metrics_<file name>.json`.
     - An exported model alone: on the test split of `data_dir` or
       `data_npz` (required), into `<file name>.metrics.json` beside it.
+    - With `tta="flip"`, the name gains `tta-flip` (`metrics_tta-flip.json`
+      for a run's own split): the plain report stays beside it.
 
     Returns:
         The path of the JSON report.
@@ -227,6 +262,8 @@ def evaluate_run(
         if data_dir or data_npz:
             source = os.path.basename(os.path.normpath(data_dir or data_npz))
             names.append(os.path.splitext(source)[0])
+        if tta != "none":
+            names.append(f"tta-{tta}")
         default_out = runs.report_paths(path, "_".join(names) or None)[0]
     else:
         if model_file:
@@ -243,7 +280,9 @@ def evaluate_run(
         config = TrainConfig(
             image_size=model.input_shape[1], binary=model.output_shape[-1] == 2
         )
-        default_out = os.path.normpath(path) + ".metrics.json"
+        flips = "" if tta == "none" else f".tta-{tta}"
+        default_out = os.path.normpath(path) + f"{flips}.metrics.json"
+    check_tta(model, tta)
     check_input_size(model, config.image_size, image_size)
     if data_dir or data_npz:
         config = with_data(
@@ -251,7 +290,7 @@ def evaluate_run(
         )
     config = dataclasses.replace(config, skip_bad=skip_bad or config.skip_bad)
     test = load_splits(config, splits=["test"])["test"]
-    report = evaluate_model(model, test, config.batch_size)
+    report = evaluate_model(model, test, config.batch_size, tta=tta)
     report["data"] = {
         "source": describe_source(config),
         "split": "test",

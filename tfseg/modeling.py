@@ -2,8 +2,9 @@
 
 `build_model` turns the settings into builder arguments (an argument the
 builder does not take, or ImageNet weights that cannot be had, stop with the
-flags that fix it); `compile_model` adds AdamW on `make_schedule`, the loss
-and the IoU metrics.
+flags that fix it); `compile_model` adds `SegmentationAdamW` (warm-up,
+cosine, the encoder's lower rate, the weight average), the loss and the IoU
+metrics.
 """
 
 import os
@@ -13,9 +14,12 @@ import keras
 
 from tfseg import losses
 from tfseg import metrics
+from tfseg.config import DEFAULT_MOBILENET_ALPHA
 from tfseg.models import create_model
+from tfseg.models import encoders
 from tfseg.models import model_arguments
 from tfseg.models import model_defaults
+from tfseg.optimizers import SegmentationAdamW
 
 
 def build_model(config):
@@ -29,6 +33,8 @@ def build_model(config):
     for key in ("encoder", "alpha"):
         if getattr(config, key) is not None:
             kwargs[key] = getattr(config, key)
+    if config.alpha is None and configured_encoder(config) == "mobilenet_v2":
+        kwargs["alpha"] = DEFAULT_MOBILENET_ALPHA
     if "encoder_weights" in accepted:
         kwargs["encoder_weights"] = resolve_encoder_weights(config)
         kwargs["freeze_encoder"] = config.freeze_encoder
@@ -75,10 +81,17 @@ def configured_encoder(config):
     return config.encoder or model_defaults(config.model).get("encoder")
 
 
-def make_schedule(config, steps_per_epoch):
-    """Linear warm-up, then cosine decay to 1% over `config.epochs`."""
+def schedule_steps(config, steps_per_epoch):
+    """`(warmup_steps, total_steps)` of `config.epochs` epochs."""
     total_steps = max(config.epochs * steps_per_epoch, 1)
     warmup_steps = min(int(config.warmup_epochs * steps_per_epoch), total_steps - 1)
+    return warmup_steps, total_steps
+
+
+def make_schedule(config, steps_per_epoch):
+    """Linear warm-up, then cosine decay to 1% over `config.epochs`: the
+    schedule of runs made before `SegmentationAdamW`, kept to resume them."""
+    warmup_steps, total_steps = schedule_steps(config, steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup_steps else config.learning_rate,
         decay_steps=total_steps - warmup_steps,
@@ -88,13 +101,62 @@ def make_schedule(config, steps_per_epoch):
     )
 
 
-def compile_model(model, config, steps_per_epoch):
-    """AdamW on `make_schedule`; the configured loss; IoU metrics."""
-    optimizer = keras.optimizers.AdamW(
-        make_schedule(config, steps_per_epoch), weight_decay=config.weight_decay
+def encoder_layers(model, config):
+    """Names of the layers of `model`'s pretrained encoder (those from the
+    input to the encoder's deepest feature map); `[]` where the encoder
+    trains from scratch, or the model has none."""
+    encoder = configured_encoder(config)
+    if resolve_encoder_weights(config) is None or encoder not in (
+        encoders.APPLICATION_ENCODERS
+    ):
+        return []
+    taps = encoders.APPLICATION_ENCODERS[encoder].taps.values()
+    try:
+        outputs = [model.get_layer(name).output for name in taps]
+    except ValueError:  # not a model built on this encoder's layers
+        return []
+    return [layer.name for layer in keras.Model(model.inputs, outputs).layers]
+
+
+def make_optimizer(model, config, steps_per_epoch):
+    """`SegmentationAdamW` for `config`: warm-up and schedule over
+    `config.epochs`, `config.encoder_lr_scale` on the pretrained encoder,
+    weight averaging with `config.ema`."""
+    warmup_steps, total_steps = schedule_steps(config, steps_per_epoch)
+    scaled = encoder_layers(model, config) if config.encoder_lr_scale != 1 else []
+    return SegmentationAdamW(
+        config.learning_rate,
+        warmup_steps=warmup_steps,
+        total_steps=total_steps,
+        schedule=config.schedule,
+        encoder_layers=scaled,
+        encoder_scale=config.encoder_lr_scale if scaled else 1.0,
+        weight_decay=config.weight_decay,
+        use_ema=config.ema > 0,
+        ema_momentum=config.ema or 0.99,
     )
+
+
+def compile_model(model, config, steps_per_epoch):
+    """`make_optimizer`'s AdamW; the configured loss; IoU metrics."""
     model.compile(
-        optimizer=optimizer,
+        optimizer=make_optimizer(model, config, steps_per_epoch),
         loss=losses.get_loss(config.loss),
         metrics=metrics.training_metrics(config.num_classes),
     )
+
+
+def inner_optimizer(model):
+    """The model's optimizer, unwrapped from a loss-scale wrapper."""
+    optimizer = model.optimizer
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def set_schedule_length(model, config, steps_per_epoch):
+    """Makes a compiled model's schedule end after `config.epochs` epochs
+    (a resumed run extended, or a time budget fitted)."""
+    optimizer = inner_optimizer(model)
+    if isinstance(optimizer, SegmentationAdamW):
+        optimizer.set_total_steps(schedule_steps(config, steps_per_epoch)[1])
+    else:  # a run made by an earlier tfseg
+        optimizer.learning_rate = make_schedule(config, steps_per_epoch)

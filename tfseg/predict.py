@@ -63,7 +63,7 @@ def prepare_output_dir(out):
         ) from error
 
 
-def predict_files(model_path, paths, out):
+def predict_files(model_path, paths, out, tta="none"):
     """Predicts every readable image of `paths` into the folder `out` with
     the model of a run folder or an exported model at `model_path`.
 
@@ -74,11 +74,13 @@ def predict_files(model_path, paths, out):
 
     from tfseg import visualize
     from tfseg.deployed import load_run_or_model
+    from tfseg.evaluate import check_tta
     from tfseg.evaluate import segment
     from tfseg.metrics import class_names_for
 
     prepare_output_dir(out)
     _, model = load_run_or_model(model_path)
+    check_tta(model, tta)
     names = class_names_for(model.output_shape[-1])
     failed = {}
     progress = Progress(len(paths), "predicting", enabled=len(paths) > 1)
@@ -89,7 +91,7 @@ def predict_files(model_path, paths, out):
         except ValueError as error:
             failed[path] = str(error)
             continue
-        mask = segment(model, image)
+        mask = segment(model, image, tta)
         stem = os.path.join(out, stem)
         written = {
             f"{stem}_mask.png": Image.fromarray(mask),

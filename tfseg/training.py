@@ -19,8 +19,10 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.util
+import math
 import os
 import sys
+import time
 
 import keras
 import numpy as np
@@ -30,13 +32,19 @@ from tfseg import hosts
 from tfseg import runs
 from tfseg.callbacks import EpochTimer
 from tfseg.callbacks import RunCheckpoint
+from tfseg.callbacks import RunClock
 from tfseg.config import MONITOR
 from tfseg.config import RESUMABLE_FIELDS
 from tfseg.config import TrainConfig
 from tfseg.config import flag
 from tfseg.modeling import build_model
 from tfseg.modeling import compile_model
-from tfseg.modeling import make_schedule
+from tfseg.modeling import encoder_layers
+from tfseg.modeling import set_schedule_length
+
+# With `--time-budget`, epochs timed before the run's length is fitted: the
+# first (which compiles) and one at full pace.
+CALIBRATION_EPOCHS = 2
 
 
 @dataclasses.dataclass
@@ -47,6 +55,9 @@ class Start:
     run_dir: str
     state: dict
     resuming: bool = False
+    # The most epochs a time budget may fit (`--epochs` when given).
+    epochs_cap: int = None
+    explicit: frozenset = frozenset()  # the settings the user gave
 
 
 def train(config, explicit=None):
@@ -63,6 +74,7 @@ def train(config, explicit=None):
         ValueError: for settings, data or folders that cannot work (with
             the fix); nothing is left on disk by a run that failed to start.
     """
+    started = time.monotonic()  # a time budget counts from here
     config, explicit = hosts.from_environment(config, explicit)
     if config.hosts > 1:
         config.validate()  # before waiting for the other hosts
@@ -81,20 +93,26 @@ def train(config, explicit=None):
             model = load_or_build_model(config, start)
         splits = load_data(config)
         train_data, val_data = make_batches(config, splits, record, start)
+        steps = steps_per_epoch(config, splits)
         with scope():
-            set_up_optimizer(model, config, start, steps_per_epoch(config, splits))
+            set_up_optimizer(model, config, start, steps)
     if hosts.is_writer() and start.resuming:
         runs.write_json(os.path.join(start.run_dir, runs.CONFIG), record)
     elif hosts.is_writer():
         runs.create_run(start.run_dir, record)
         print(f"run folder: {start.run_dir}")
-    fit(model, config, start, train_data, val_data)
+    clock = RunClock(start.state, started)
+    images = {split: len(examples) for split, examples in splits.items()}
+    fit(model, config, start, train_data, val_data, clock, images, steps, record)
     if not hosts.is_writer():
         print(f"host {hosts.index()}: finished; host 0 writes {start.run_dir}")
         return start.run_dir
     hosts.work_alone()  # the report scores the whole test split here
-    report(config, start, splits["test"])
-    print(f"finished: {start.run_dir} (metrics.md, curves.png, predictions.png)")
+    report(config, start, splits["test"], clock)
+    print(
+        f"finished in {clock.elapsed() / 60:.1f} min: {start.run_dir} "
+        "(metrics.md, curves.png, predictions.png)"
+    )
     return start.run_dir
 
 
@@ -114,7 +132,10 @@ def start_run(config, explicit, stamp):
     if not config.resume:
         config.validate()
         run_dir = runs.plan_new_run(config, stamp)
-        return Start(config, run_dir, {"epochs_done": 0})
+        cap = config.epochs if "epochs" in explicit else None
+        return Start(
+            config, run_dir, {"epochs_done": 0}, epochs_cap=cap, explicit=explicit
+        )
     run_dir = config.resume
     saved, _ = runs.read_config(run_dir)
     given = {name: getattr(config, name) for name in explicit}
@@ -157,7 +178,10 @@ def start_run(config, explicit, stamp):
         )
         state["finished"] = False
     print(f"resuming {run_dir} after epoch {done} of {resumed.epochs}")
-    return Start(resumed, run_dir, state, resuming=True)
+    cap = resumed.epochs if "epochs" in explicit else None
+    return Start(
+        resumed, run_dir, state, resuming=True, epochs_cap=cap, explicit=explicit
+    )
 
 
 def configure_devices(config):
@@ -248,27 +272,46 @@ def load_or_build_model(config, start):
 def set_up_optimizer(model, config, start, steps):
     """Compiles a new model; gives a resumed one the schedule for
     `config.epochs` (the same unless `--epochs` extends the run)."""
-    if getattr(model, "optimizer", None) is None:  # built, not loaded
-        compile_model(model, config, steps)
+    if getattr(model, "optimizer", None) is not None:  # loaded: resumed
+        set_schedule_length(model, config, steps)
         return
-    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-    optimizer.learning_rate = make_schedule(config, steps)
+    if (
+        "encoder_lr_scale" in start.explicit
+        and config.encoder_lr_scale != 1
+        and not encoder_layers(model, config)
+    ):
+        raise ValueError(
+            f"--encoder-lr-scale {config.encoder_lr_scale:g} slows the training "
+            f"of a pretrained encoder, but {config.model}'s layers all train "
+            f"from scratch here (--encoder-weights {config.encoder_weights}). "
+            "Drop the flag, or use ImageNet weights (--encoder-weights imagenet "
+            "with an encoder that has them: mobilenet_v2, vgg16, resnet50)."
+        )
+    compile_model(model, config, steps)
 
 
-def fit(model, config, start, train_data, val_data):
-    """`model.fit` from the first unfinished epoch, checkpointing each one."""
+def fit(model, config, start, train_data, val_data, clock, images, steps, record):
+    """`model.fit` from the first unfinished epoch, checkpointing each one.
+
+    With `--time-budget`, the first `CALIBRATION_EPOCHS` are timed, then
+    the run's length is fitted to the minutes left (`fit_to_budget`) and
+    the schedule stretched or shrunk to end there; `config.json` records
+    the fitted epochs, so a resumed run keeps them (and its budget)."""
     done = start.state["epochs_done"]
-    if done >= config.epochs:
+    if done >= config.epochs and not needs_fitting(config, start):
         return
     # EpochTimer first: its log entry reaches the CSV.
-    callbacks = [EpochTimer(config.time_budget)]
+    timer = EpochTimer(clock, config.time_budget, images)
+    callbacks = [timer]
     csv_logger = None
     if hosts.is_writer():
         runs.trim_history(start.run_dir, done)
         csv_logger = keras.callbacks.CSVLogger(
             os.path.join(start.run_dir, runs.HISTORY), append=done > 0
         )
-        callbacks += [csv_logger, RunCheckpoint(start.run_dir, start.state)]
+        callbacks += [csv_logger, RunCheckpoint(start.run_dir, start.state, clock)]
+    if config.ema:  # validation scores the weight average
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if (
         hosts.is_writer()
         and keras.backend.backend() == "tensorflow"
@@ -282,16 +325,41 @@ def fit(model, config, start, train_data, val_data):
                 MONITOR, patience=config.early_stopping, mode="max"
             )
         )
-    try:
+
+    def fit_until(epochs):
+        if csv_logger:
+            csv_logger.append = start.state["epochs_done"] > 0
         model.fit(
             train_data,
             validation_data=val_data,
-            epochs=config.epochs,
-            initial_epoch=done,
+            epochs=epochs,
+            initial_epoch=start.state["epochs_done"],
             callbacks=callbacks,
             shuffle=False,  # the batches shuffle, seeded
             verbose=1 if sys.stdout.isatty() else 2,
         )
+
+    try:
+        if needs_fitting(config, start):
+            calibration = done + CALIBRATION_EPOCHS
+            if start.epochs_cap:
+                calibration = min(calibration, start.epochs_cap)
+            print(
+                f"time budget of {config.time_budget:g} min: timing "
+                f"{calibration - done} epoch(s) to fit the run's length"
+            )
+            fit_until(calibration)
+            stopped = start.state["epochs_done"] < calibration or model.stop_training
+            epochs = fit_to_budget(config, start, clock, timer, stopped)
+            config.epochs = epochs
+            set_schedule_length(model, config, steps)
+            start.state["fitted_epochs"] = epochs
+            record["config"]["epochs"] = epochs
+            if hosts.is_writer():
+                runs.write_json(os.path.join(start.run_dir, runs.CONFIG), record)
+                runs.write_json(os.path.join(start.run_dir, runs.STATE), start.state)
+        if start.state["epochs_done"] < config.epochs:
+            fit_until(config.epochs)
     except KeyboardInterrupt:
         if not hosts.is_writer():
             raise SystemExit(130) from None
@@ -309,12 +377,49 @@ def fit(model, config, start, train_data, val_data):
             csv_logger.csv_file.close()
 
 
-def report(config, start, test):
+def needs_fitting(config, start):
+    """Whether the run's length is still to be fitted to its time budget."""
+    return bool(config.time_budget) and "fitted_epochs" not in start.state
+
+
+def fit_to_budget(config, start, clock, timer, stopped):
+    """The run's length in epochs: those done, and as many more as fit in
+    the budget's minutes left after the test report (at most
+    `start.epochs_cap`)."""
+    done = start.state["epochs_done"]
+    period = timer.period_so_far()  # the last epoch, checkpoints included
+    reserve = timer.report_estimate()
+    left = config.time_budget * 60 - clock.elapsed() - reserve
+    more = 0 if stopped else max(math.floor(left / period), 0)
+    more = hosts.first_host(more)  # every host trains as many epochs
+    epochs = done + more
+    if start.epochs_cap:
+        epochs = min(epochs, start.epochs_cap)
+    if more == 0:
+        print(
+            f"time budget of {config.time_budget:g} min: no time for more "
+            f"epochs after {done} (an epoch takes {period:.1f} s, the test "
+            f"report about {reserve:.0f} s), so the learning rate did not "
+            "decay; give more minutes for a better model"
+        )
+    else:
+        print(
+            f"time budget of {config.time_budget:g} min: {epochs} epochs fit "
+            f"({period:.1f} s an epoch, about {reserve:.0f} s for the test "
+            f"report); the learning-rate schedule now ends at epoch {epochs}"
+        )
+    return epochs
+
+
+def report(config, start, test, clock):
     """The test report of the best model; marks the run finished."""
     from tfseg.evaluate import report_run
 
+    began = clock.elapsed()
     report_run(start.run_dir, test, config)
     start.state["finished"] = True
+    start.state["seconds"] = round(clock.elapsed(), 3)
+    start.state["report_seconds"] = round(start.state["seconds"] - began, 3)
     runs.write_json(os.path.join(start.run_dir, runs.STATE), start.state)
 
 
