@@ -160,6 +160,14 @@ def resume_conflicting(w):
     return ["train", "--resume", w.run, "--loss", "dice", "--image-size", "64"]
 
 
+def encoder_rate_from_scratch(w):
+    return w.train(*UNET, "--encoder-lr-scale", "0.1")
+
+
+def ema_of_one(w):
+    return w.train(*UNET, "--ema", "1")
+
+
 def no_network(w):
     from tfseg.data import sources
 
@@ -363,6 +371,20 @@ def distinct_outputs(w):
 
 
 CASES = [
+    Case(
+        "--encoder-lr-scale for a model trained from scratch",
+        encoder_rate_from_scratch,
+        2,
+        ("--encoder-lr-scale 0.1", "from scratch", "Drop the flag"),
+        nothing_new,
+    ),
+    Case(
+        "--ema 1 (an average that never moves)",
+        ema_of_one,
+        2,
+        ("--ema", "in [0, 1)", "0.99"),
+        nothing_new,
+    ),
     Case(
         "--run-name of an existing run",
         reuse_name,

@@ -115,7 +115,8 @@ def encoder_layers(model, config):
         outputs = [model.get_layer(name).output for name in taps]
     except ValueError:  # not a model built on this encoder's layers
         return []
-    return [layer.name for layer in keras.Model(model.inputs, outputs).layers]
+    encoder = keras.Model(model.inputs, outputs)
+    return [layer.name for layer in encoder.layers if layer.weights]
 
 
 def make_optimizer(model, config, steps_per_epoch):

@@ -122,6 +122,11 @@ def load_model(path, *, compile=True, hint=""):
     """`keras.models.load_model`, with a clear error for a damaged file."""
     import keras  # only where a model is loaded
 
+    # Register the custom objects of compiled checkpoints (last.keras).
+    import tfseg.losses  # noqa: F401
+    import tfseg.metrics  # noqa: F401
+    import tfseg.optimizers  # noqa: F401
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise RunError(f"{path!r} does not exist.{hint and ' ' + hint}")
