@@ -47,6 +47,7 @@ RECIPES = {
     "tfseg-30min": ["--time-budget", "30"],
     "tfseg-30min-160px": ["--time-budget", "30", "--image-size", "160"],
     "tfseg-30min-192px": ["--time-budget", "30", "--image-size", "192"],
+    "tfseg-30min-224px": ["--time-budget", "30", "--image-size", "224"],
     "old-best": OLD_BEST,
     "old-best-5min": [*OLD_BEST, "--time-budget", "5"],
     "tutorial": ["--recipe", "tutorial"],

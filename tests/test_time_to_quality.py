@@ -204,6 +204,27 @@ def test_a_spent_budget_stops_at_the_next_epoch_end():
     assert not stops(0.0)
 
 
+def test_slower_epochs_shorten_the_plan_and_its_schedule():
+    shortened = []
+    clock = RunClock({"seconds": 30.0})
+    timer = EpochTimer(clock, budget_minutes=1.0, shorten=shortened.append)
+    timer.set_params({"epochs": 20})
+    model = two_layer_model()
+    model.stop_training = False
+    timer.set_model(model)
+    timer.planned = 20
+    timer.periods = [20.0, 4.0, 4.0]  # the compiling epoch, then 4 s each
+    timer.on_epoch_begin(3)
+    timer.on_epoch_end(3, {})
+    # About 60 * 0.98 - 30 - 5 (report) = 23.8 s left: 5 more epochs of 4 s.
+    assert shortened == [9] and timer.planned == 9
+    assert not model.stop_training
+    clock.before = 56.0  # then epochs take all the time: stop now
+    timer.on_epoch_begin(4)
+    timer.on_epoch_end(4, {})
+    assert shortened == [9, 5] and model.stop_training
+
+
 @pytest.mark.slow
 def test_a_time_budget_fits_the_runs_length_and_ends_the_schedule(tmp_path):
     flags = [*TINY, *small_model_flags("unet"), "--time-budget", "0.75"]
@@ -322,12 +343,23 @@ def test_impossible_recipe_settings_are_refused(changes, words):
         TrainConfig(**changes).validate()
 
 
-def test_mobilenet_encoders_default_to_the_recipes_alpha():
+def test_mobilenet_encoders_default_to_the_recipes_alpha_and_decoder():
     from tfseg.modeling import build_model
+    from tfseg.modeling import with_recipe_defaults
 
     model = build_model(TrainConfig(image_size=64, encoder_weights="none"))
     # alpha 0.5: the last block projects to 160 channels (320 at alpha 1.0).
     assert model.get_layer("block_16_project").output.shape[-1] == 160
+    # The recipe's decoder, deepest stage first: 128 filters (tutorial: 512).
+    first = model.get_layer("decoder_stride16_convtranspose")
+    assert first.output.shape[-1] == 128
+    resolved = with_recipe_defaults(TrainConfig())
+    assert resolved.alpha == 0.5
+    assert resolved.model_args == {"decoder_filters": [128, 64, 32, 16]}
+    given = TrainConfig(model_args={"decoder_filters": [64, 32, 16, 8]})
+    assert with_recipe_defaults(given).model_args == given.model_args
+    tutorial = with_recipe_defaults(TrainConfig.for_recipe("tutorial"))
+    assert tutorial.model_args == {} and tutorial.alpha == 1.0
     assert math.isclose(
         model.count_params(),
         build_model(

@@ -3,6 +3,7 @@ clock and its time budget."""
 
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -17,6 +18,9 @@ from tfseg.config import MONITOR
 # seconds (measured on the shared sample, docs/BENCHMARKS.md).
 REPORT_FACTOR = 3.0
 REPORT_SECONDS = 5.0
+# The share of a time budget left unplanned, for epochs slower than those
+# timed.
+BUDGET_SLACK = 0.02
 
 
 class RunClock:
@@ -46,19 +50,28 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.run_dir = run_dir
         self.state = state
         self.clock = clock
+        self.seconds = 0.0  # the last checkpoint's time
 
     def on_epoch_end(self, epoch, logs=None):
+        began = time.perf_counter()
         score = (logs or {}).get(MONITOR)
         improved = score is not None and score > self.state.get("best_score", -math.inf)
-        runs.save_model(self.model, os.path.join(self.run_dir, runs.LAST))
+        last = os.path.join(self.run_dir, runs.LAST)
+        runs.save_model(self.model, last)
         if improved:
-            with AveragedWeights(self.model):
-                runs.save_model(self.model, os.path.join(self.run_dir, runs.BEST))
+            best = os.path.join(self.run_dir, runs.BEST)
+            if uses_ema(self.model):
+                with AveragedWeights(self.model):
+                    runs.save_model(self.model, best)
+            else:  # the same model: a copy is cheaper than saving it again
+                with runs.atomic_path(best) as temporary:
+                    shutil.copyfile(last, temporary)
             self.state.update(best_score=float(score), best_epoch=epoch + 1)
         self.state["epochs_done"] = epoch + 1
         if self.clock is not None:
             self.state["seconds"] = round(self.clock.elapsed(), 3)
         runs.write_json(os.path.join(self.run_dir, runs.STATE), self.state)
+        self.seconds = time.perf_counter() - began
 
 
 def uses_ema(model):
@@ -88,22 +101,31 @@ class AveragedWeights:
 
 class EpochTimer(keras.callbacks.Callback):
     """Adds `epoch_seconds` to the logs (so to history.csv) and times
-    validation; with a time budget, stops at the end of an epoch when the
-    next epoch and the test report would not fit in what is left (by host
-    0's clock, so that several hosts stop together).
+    validation; keeps a time budget (decisions by host 0's clock, so that
+    several hosts decide together):
+
+    - once the run's length is planned (`planned`), after each epoch it
+      shortens the plan, through `shorten(epochs)`, when epochs have grown
+      slower than planned, so the schedule still ends (decayed) at the last
+      epoch that fits;
+    - before that, it stops at the end of an epoch when the next epoch and
+      the test report would not fit in what is left.
 
     Args:
         clock: the run's `RunClock`.
         budget_minutes: the whole run's budget, or `None`.
         images: `{split: images}` of the run (to foresee the test report's
             time from validation's).
+        shorten: called with the new number of epochs when the plan shrinks.
     """
 
-    def __init__(self, clock=None, budget_minutes=None, images=None):
+    def __init__(self, clock=None, budget_minutes=None, images=None, shorten=None):
         super().__init__()
         self.clock = clock or RunClock({})
         self.budget = budget_minutes * 60 if budget_minutes else None
         self.images = images or {}
+        self.shorten = shorten
+        self.planned = None
         self.periods = []  # epoch begin to epoch begin (checkpoints included)
         self.val_seconds = []
         self.train_seconds = []
@@ -130,6 +152,11 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = seconds
         if not self.budget or epoch + 1 >= self.params.get("epochs", math.inf):
             return
+        if self.planned is not None and len(self.periods) >= 2:
+            self.keep_plan(epoch + 1)
+            if epoch + 1 >= self.planned:
+                self.model.stop_training = True
+            return
         # After the first epoch of a process (which compiles), nothing is
         # known of the pace: stop only once the budget is spent.
         needed = self.clock.elapsed()
@@ -142,6 +169,28 @@ class EpochTimer(keras.callbacks.Callback):
                 f"after {needed / 60:.1f} min"
             )
             self.model.stop_training = True
+
+    def epochs_that_fit(self, done, period):
+        """`done` and as many more epochs of `period` seconds as fit in the
+        budget, less `BUDGET_SLACK`, after the test report."""
+        left = self.budget * (1 - BUDGET_SLACK) - self.clock.elapsed()
+        left -= self.report_estimate()
+        return done + max(math.floor(left / period), 0)
+
+    def keep_plan(self, done):
+        """Shortens the plan when the recent pace (the median of the last
+        three epochs, the one that compiled left out) no longer fits it."""
+        recent = sorted(self.periods[1:][-3:])
+        fit = hosts.first_host(self.epochs_that_fit(done, recent[len(recent) // 2]))
+        if fit >= self.planned:
+            return
+        self.planned = max(fit, done)
+        print(
+            f"time budget of {self.budget / 60:g} min: epochs have slowed; the "
+            f"run (and its learning-rate schedule) now ends at epoch {self.planned}"
+        )
+        if self.shorten:
+            self.shorten(self.planned)
 
     def report_estimate(self):
         """Seconds the test report will take, from validation's pace (the
@@ -156,8 +205,3 @@ class EpochTimer(keras.callbacks.Callback):
         else:
             return REPORT_SECONDS
         return REPORT_FACTOR * per_image * self.images.get("test", 0) + REPORT_SECONDS
-
-    def period_so_far(self):
-        """Seconds since the last epoch began (its time, checkpoints
-        included, once it has ended)."""
-        return time.perf_counter() - self.last_begin

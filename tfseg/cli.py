@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 
 from tfseg import config as settings
 from tfseg.config import TrainConfig
@@ -168,7 +169,7 @@ def run_train(args):
     from tfseg.training import train  # imports Keras
 
     config, given = train_config(args)
-    train(config, explicit=given)
+    train(config, explicit=given, started=args.started)
 
 
 def run_verify_data(args):
@@ -423,7 +424,9 @@ def wants_quiet(verbose):
 
 def main(argv=None):
     """Runs one command; returns its exit code (0, 1 partial, 2 unusable)."""
+    started = time.monotonic()  # a time budget counts from here (imports too)
     args = build_parser().parse_args(argv)
+    args.started = started
     quiet = wants_quiet(args.verbose)
     with filtered_stderr() if quiet else contextlib.nullcontext():
         try:

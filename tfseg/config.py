@@ -12,6 +12,11 @@ DEFAULT_IMAGE_SIZE = 128
 # MobileNetV2's width where `--alpha` is not given (the best per CPU minute
 # in docs/BENCHMARKS.md); `keras.applications` itself defaults to 1.0.
 DEFAULT_MOBILENET_ALPHA = 0.5
+# Builder arguments the "tfseg" recipe gives a model where `--model-arg`
+# does not (docs/BENCHMARKS.md, "Time to quality"): behind an alpha 0.5
+# encoder, the tutorial's decoder (512, 256, 128, 64 filters) is most of the
+# compute.
+RECIPE_MODEL_ARGS = {"mobilenet_unet": {"decoder_filters": [128, 64, 32, 16]}}
 SPLITS = ("train", "val", "test")
 RESIZE_MODES = ("stretch", "crop", "pad")
 LOSS_NAMES = ("ce", "dice", "ce+dice", "focal")

@@ -7,6 +7,7 @@ cosine, the encoder's lower rate, the weight average), the loss and the IoU
 metrics.
 """
 
+import dataclasses
 import os
 import re
 
@@ -15,6 +16,7 @@ import keras
 from tfseg import losses
 from tfseg import metrics
 from tfseg.config import DEFAULT_MOBILENET_ALPHA
+from tfseg.config import RECIPE_MODEL_ARGS
 from tfseg.models import create_model
 from tfseg.models import encoders
 from tfseg.models import model_arguments
@@ -22,8 +24,23 @@ from tfseg.models import model_defaults
 from tfseg.optimizers import SegmentationAdamW
 
 
+def with_recipe_defaults(config):
+    """`config` with what its recipe sets where flags did not: alpha 0.5 for
+    MobileNetV2 encoders, and (recipe "tfseg") `RECIPE_MODEL_ARGS`."""
+    changes = {}
+    if config.alpha is None and configured_encoder(config) == "mobilenet_v2":
+        changes["alpha"] = DEFAULT_MOBILENET_ALPHA
+    if config.recipe == "tfseg":
+        extra = RECIPE_MODEL_ARGS.get(config.model, {})
+        missing = {k: v for k, v in extra.items() if k not in config.model_args}
+        if missing:
+            changes["model_args"] = {**config.model_args, **missing}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def build_model(config):
     """Creates the configured model (compiled by `compile_model`)."""
+    config = with_recipe_defaults(config)
     accepted = model_arguments(config.model)
     kwargs = {
         "input_shape": (config.image_size, config.image_size, 3),
@@ -33,8 +50,6 @@ def build_model(config):
     for key in ("encoder", "alpha"):
         if getattr(config, key) is not None:
             kwargs[key] = getattr(config, key)
-    if config.alpha is None and configured_encoder(config) == "mobilenet_v2":
-        kwargs["alpha"] = DEFAULT_MOBILENET_ALPHA
     if "encoder_weights" in accepted:
         kwargs["encoder_weights"] = resolve_encoder_weights(config)
         kwargs["freeze_encoder"] = config.freeze_encoder

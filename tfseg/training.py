@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.util
-import math
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ from tfseg.modeling import build_model
 from tfseg.modeling import compile_model
 from tfseg.modeling import encoder_layers
 from tfseg.modeling import set_schedule_length
+from tfseg.modeling import with_recipe_defaults
 
 # With `--time-budget`, epochs timed before the run's length is fitted: the
 # first (which compiles) and one at full pace.
@@ -60,7 +60,7 @@ class Start:
     explicit: frozenset = frozenset()  # the settings the user gave
 
 
-def train(config, explicit=None):
+def train(config, explicit=None, started=None):
     """Trains, evaluates and reports one run. Returns the run folder.
 
     Args:
@@ -69,12 +69,15 @@ def train(config, explicit=None):
             defaults); with `config.resume`, each must agree with the saved
             run, but for `RESUMABLE_FIELDS`. Defaults to the settings that
             differ from `TrainConfig()`.
+        started: the `time.monotonic()` a time budget counts from (the
+            command line passes its own start, before Keras is imported).
+            Defaults to now.
 
     Raises:
         ValueError: for settings, data or folders that cannot work (with
             the fix); nothing is left on disk by a run that failed to start.
     """
-    started = time.monotonic()  # a time budget counts from here
+    started = time.monotonic() if started is None else started
     config, explicit = hosts.from_environment(config, explicit)
     if config.hosts > 1:
         config.validate()  # before waiting for the other hosts
@@ -130,6 +133,7 @@ def start_run(config, explicit, stamp):
         }
     config = config.absolute()
     if not config.resume:
+        config = with_recipe_defaults(config)  # recorded in config.json
         config.validate()
         run_dir = runs.plan_new_run(config, stamp)
         cap = config.epochs if "epochs" in explicit else None
@@ -300,16 +304,22 @@ def fit(model, config, start, train_data, val_data, clock, images, steps, record
     done = start.state["epochs_done"]
     if done >= config.epochs and not needs_fitting(config, start):
         return
+
     # EpochTimer first: its log entry reaches the CSV.
-    timer = EpochTimer(clock, config.time_budget, images)
+    def shorten(epochs):  # the time budget's plan, when epochs slow down
+        record_plan(model, config, start, steps, record, epochs)
+
+    timer = EpochTimer(clock, config.time_budget, images, shorten)
+    timer.planned = start.state.get("fitted_epochs")
     callbacks = [timer]
-    csv_logger = None
+    csv_logger = checkpoint = None
     if hosts.is_writer():
         runs.trim_history(start.run_dir, done)
         csv_logger = keras.callbacks.CSVLogger(
             os.path.join(start.run_dir, runs.HISTORY), append=done > 0
         )
-        callbacks += [csv_logger, RunCheckpoint(start.run_dir, start.state, clock)]
+        checkpoint = RunCheckpoint(start.run_dir, start.state, clock)
+        callbacks += [csv_logger, checkpoint]
     if config.ema:  # validation scores the weight average
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if (
@@ -350,14 +360,12 @@ def fit(model, config, start, train_data, val_data, clock, images, steps, record
             )
             fit_until(calibration)
             stopped = start.state["epochs_done"] < calibration or model.stop_training
-            epochs = fit_to_budget(config, start, clock, timer, stopped)
-            config.epochs = epochs
-            set_schedule_length(model, config, steps)
-            start.state["fitted_epochs"] = epochs
-            record["config"]["epochs"] = epochs
-            if hosts.is_writer():
-                runs.write_json(os.path.join(start.run_dir, runs.CONFIG), record)
-                runs.write_json(os.path.join(start.run_dir, runs.STATE), start.state)
+            # An epoch: its training and validation, and its checkpoint
+            # (not the end of `fit`, which only the timed epochs pay).
+            period = timer.train_seconds[-1] + (checkpoint.seconds if checkpoint else 0)
+            epochs = fit_to_budget(config, start, timer, period, stopped)
+            record_plan(model, config, start, steps, record, epochs)
+            timer.planned = epochs
         if start.state["epochs_done"] < config.epochs:
             fit_until(config.epochs)
     except KeyboardInterrupt:
@@ -382,15 +390,25 @@ def needs_fitting(config, start):
     return bool(config.time_budget) and "fitted_epochs" not in start.state
 
 
-def fit_to_budget(config, start, clock, timer, stopped):
-    """The run's length in epochs: those done, and as many more as fit in
-    the budget's minutes left after the test report (at most
-    `start.epochs_cap`)."""
+def record_plan(model, config, start, steps, record, epochs):
+    """Makes `epochs` the run's length: the schedule ends there, and
+    `config.json` and `state.json` say so (a resumed run keeps it)."""
+    config.epochs = epochs
+    set_schedule_length(model, config, steps)
+    start.state["fitted_epochs"] = epochs
+    record["config"]["epochs"] = epochs
+    if hosts.is_writer():
+        runs.write_json(os.path.join(start.run_dir, runs.CONFIG), record)
+        runs.write_json(os.path.join(start.run_dir, runs.STATE), start.state)
+
+
+def fit_to_budget(config, start, timer, period, stopped):
+    """The run's length in epochs: those done, and as many more epochs of
+    `period` seconds as fit in the budget's minutes left after the test
+    report (at most `start.epochs_cap`)."""
     done = start.state["epochs_done"]
-    period = timer.period_so_far()  # the last epoch, checkpoints included
     reserve = timer.report_estimate()
-    left = config.time_budget * 60 - clock.elapsed() - reserve
-    more = 0 if stopped else max(math.floor(left / period), 0)
+    more = 0 if stopped else timer.epochs_that_fit(done, period) - done
     more = hosts.first_host(more)  # every host trains as many epochs
     epochs = done + more
     if start.epochs_cap:
