@@ -216,7 +216,7 @@ def test_slower_epochs_shorten_the_plan_and_its_schedule():
     timer.periods = [20.0, 4.0, 4.0]  # the compiling epoch, then 4 s each
     timer.on_epoch_begin(3)
     timer.on_epoch_end(3, {})
-    # About 60 * 0.98 - 30 - 5 (report) = 23.8 s left: 5 more epochs of 4 s.
+    # About 60 * 0.97 - 30 - 5 (report) = 23.2 s left: 5 more epochs of 4 s.
     assert shortened == [9] and timer.planned == 9
     assert not model.stop_training
     clock.before = 56.0  # then epochs take all the time: stop now

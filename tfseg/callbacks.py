@@ -20,7 +20,7 @@ REPORT_FACTOR = 3.0
 REPORT_SECONDS = 5.0
 # The share of a time budget left unplanned, for epochs slower than those
 # timed.
-BUDGET_SLACK = 0.02
+BUDGET_SLACK = 0.03
 
 
 class RunClock:
