@@ -105,9 +105,9 @@ class EpochTimer(keras.callbacks.Callback):
     several hosts decide together):
 
     - once the run's length is planned (`planned`), after each epoch it
-      shortens the plan, through `shorten(epochs)`, when epochs have grown
-      slower than planned, so the schedule still ends (decayed) at the last
-      epoch that fits;
+      moves the plan's end, through `shorten(epochs)`, to what the recent
+      pace fits (never past the first plan), so the schedule still ends,
+      decayed, at the last epoch that fits;
     - before that, it stops at the end of an epoch when the next epoch and
       the test report would not fit in what is left.
 
@@ -116,7 +116,7 @@ class EpochTimer(keras.callbacks.Callback):
         budget_minutes: the whole run's budget, or `None`.
         images: `{split: images}` of the run (to foresee the test report's
             time from validation's).
-        shorten: called with the new number of epochs when the plan shrinks.
+        shorten: called with the new number of epochs when the plan moves.
     """
 
     def __init__(self, clock=None, budget_minutes=None, images=None, shorten=None):
@@ -178,16 +178,21 @@ class EpochTimer(keras.callbacks.Callback):
         return done + max(math.floor(left / period), 0)
 
     def keep_plan(self, done):
-        """Shortens the plan when the recent pace (the median of the last
-        three epochs, the one that compiled left out) no longer fits it."""
-        recent = sorted(self.periods[1:][-3:])
-        fit = hosts.first_host(self.epochs_that_fit(done, recent[len(recent) // 2]))
-        if fit >= self.planned:
+        """Moves the plan's end to what the recent pace (the median of the
+        last five epochs, the one that compiled left out) fits: earlier when
+        epochs slow down, later again (up to the first plan, which `fit`
+        was given) when they speed up."""
+        recent = sorted(self.periods[1:][-5:])
+        fit = self.epochs_that_fit(done, recent[len(recent) // 2])
+        fit = hosts.first_host(max(min(fit, self.params["epochs"]), done))
+        if fit == self.planned:
             return
-        self.planned = max(fit, done)
+        slower = fit < self.planned
+        self.planned = fit
         print(
-            f"time budget of {self.budget / 60:g} min: epochs have slowed; the "
-            f"run (and its learning-rate schedule) now ends at epoch {self.planned}"
+            f"time budget of {self.budget / 60:g} min: epochs have "
+            f"{'slowed' if slower else 'sped up'}; the run (and its learning-rate "
+            f"schedule) now ends at epoch {self.planned}"
         )
         if self.shorten:
             self.shorten(self.planned)

@@ -473,7 +473,8 @@ def add_arguments(parser):
         "--time-budget",
         type=float,
         metavar="MIN",
-        help="stop each model's training after MIN minutes",
+        help="fit each model's run, its test report included, into MIN "
+        "minutes (`tfseg train --time-budget`; at most --epochs)",
     )
     parser.add_argument(
         "--model-arg",
