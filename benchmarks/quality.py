@@ -34,11 +34,13 @@ import time
 DATA_DIR = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "../../shared/data/oxford_iiit_pet")
 )
-# The settings tfseg's defaults had before issue 11 (150 epochs, one rate).
+# The best recipe before issue 11 (150 epochs, one rate, the tutorial's
+# decoder), every setting spelled out.
 OLD_BEST = [
     *("--alpha", "0.5", "--loss", "ce+dice", "--epochs", "150"),
     *("--learning-rate", "1e-3", "--encoder-lr-scale", "1", "--ema", "0"),
     *("--warmup-epochs", "1", "--image-size", "128", "--batch-size", "16"),
+    *("--model-arg", "decoder_filters=[512, 256, 128, 64]"),
 ]
 RECIPES = {
     # `tfseg train --data-dir DIR --time-budget 5`, every other flag at its
