@@ -71,7 +71,9 @@ def main(argv=None):
         "--snapshots", action="store_true", help="keep each epoch's weights"
     )
     parser.add_argument("--figure", metavar="PNG", help="draw the curves here")
-    parser.add_argument("--every", type=int, default=5, help="score every Nth epoch")
+    parser.add_argument(
+        "--points", type=int, default=10, help="snapshots scored per run (evenly)"
+    )
     parser.add_argument(
         "--extra", default="", help="more train flags, e.g. for a quick check"
     )
@@ -85,7 +87,7 @@ def main(argv=None):
     if rows:
         print_table(rows)
     if args.figure:
-        draw_figure(args.output_dir, args.figure, args.every, args.data_dir)
+        draw_figure(args.output_dir, args.figure, args.points)
 
 
 def run_recipe(args, recipe, seed):
@@ -201,9 +203,10 @@ def keep_snapshots(started):
 # The figure: test mean IoU against wall minutes.
 
 
-def score_snapshots(run_dir, every, data_dir):
-    """`[(minutes, test mean IoU at original resolution)]` of every
-    `every`-th snapshot (and the last), cached in `snapshots/scores.json`."""
+def score_snapshots(run_dir, points):
+    """`[(minutes, test mean IoU at original resolution)]` of `points`
+    snapshots spread evenly (the first and last among them), cached in
+    `snapshots/scores.json`."""
     from tfseg import runs
     from tfseg.data.loading import load_splits
     from tfseg.evaluate import evaluate_model
@@ -213,7 +216,8 @@ def score_snapshots(run_dir, every, data_dir):
     cache = read_json(cache_path) if os.path.isfile(cache_path) else {}
     times = read_json(os.path.join(folder, "times.json"))
     epochs = sorted(int(epoch) for epoch in times)
-    chosen = [e for e in epochs if e % every == 0 or e in (1, epochs[-1])]
+    step = max(len(epochs) // max(points - 1, 1), 1)
+    chosen = sorted(set(epochs[::step]) | {epochs[-1]})
     config, model = runs.open_run(run_dir)
     test = None
     for epoch in chosen:
@@ -229,7 +233,7 @@ def score_snapshots(run_dir, every, data_dir):
     return [(times[str(e)] / 60, cache[str(e)]) for e in chosen]
 
 
-def draw_figure(output_dir, path, every, data_dir):
+def draw_figure(output_dir, path, points):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -240,8 +244,7 @@ def draw_figure(output_dir, path, every, data_dir):
     for row in rows:
         run_dir = os.path.join(output_dir, row["run"])
         if os.path.isdir(os.path.join(run_dir, SNAPSHOTS)):
-            points = score_snapshots(run_dir, every, data_dir)
-            minutes, scores = zip(*points)
+            minutes, scores = zip(*score_snapshots(run_dir, points))
             axis.plot(minutes, scores, marker=".", label=row["run"])
         axis.scatter(
             [row["wall_minutes"]], [row["plain"]["mean_iou"]], marker="x", color="k"
