@@ -106,8 +106,8 @@ class EpochTimer(keras.callbacks.Callback):
 
     - once the run's length is planned (`planned`), after each epoch it
       moves the plan's end, through `shorten(epochs)`, to what the recent
-      pace fits (never past the first plan), so the schedule still ends,
-      decayed, at the last epoch that fits;
+      pace fits, so the schedule still ends, decayed, at the last epoch that
+      fits;
     - before that, it stops at the end of an epoch when the next epoch and
       the test report would not fit in what is left.
 
@@ -126,6 +126,8 @@ class EpochTimer(keras.callbacks.Callback):
         self.images = images or {}
         self.shorten = shorten
         self.planned = None
+        self.cap = None  # the most epochs a plan may have (`--epochs`)
+        self.epochs_done = None
         self.periods = []  # epoch begin to epoch begin (checkpoints included)
         self.val_seconds = []
         self.train_seconds = []
@@ -148,6 +150,7 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
         self.train_seconds.append(seconds)
+        self.epochs_done = epoch + 1  # on every host (state.json: host 0's)
         if logs is not None:
             logs["epoch_seconds"] = seconds
         if not self.budget or epoch + 1 >= self.params.get("epochs", math.inf):
@@ -180,11 +183,12 @@ class EpochTimer(keras.callbacks.Callback):
     def keep_plan(self, done):
         """Moves the plan's end to what the recent pace (the median of the
         last five epochs, the one that compiled left out) fits: earlier when
-        epochs slow down, later again (up to the first plan, which `fit`
-        was given) when they speed up."""
+        epochs slow down, later when they speed up (at most `cap`)."""
         recent = sorted(self.periods[1:][-5:])
         fit = self.epochs_that_fit(done, recent[len(recent) // 2])
-        fit = hosts.first_host(max(min(fit, self.params["epochs"]), done))
+        if self.cap:
+            fit = min(fit, self.cap)
+        fit = hosts.first_host(max(fit, done))
         if fit == self.planned:
             return
         slower = fit < self.planned

@@ -311,6 +311,7 @@ def fit(model, config, start, train_data, val_data, clock, images, steps, record
 
     timer = EpochTimer(clock, config.time_budget, images, shorten)
     timer.planned = start.state.get("fitted_epochs")
+    timer.cap = start.epochs_cap
     callbacks = [timer]
     csv_logger = checkpoint = None
     if hosts.is_writer():
@@ -336,14 +337,17 @@ def fit(model, config, start, train_data, val_data, clock, images, steps, record
             )
         )
 
+    def epochs_done():  # on every host (start.state is host 0's)
+        return done if timer.epochs_done is None else timer.epochs_done
+
     def fit_until(epochs):
         if csv_logger:
-            csv_logger.append = start.state["epochs_done"] > 0
+            csv_logger.append = epochs_done() > 0
         model.fit(
             train_data,
             validation_data=val_data,
             epochs=epochs,
-            initial_epoch=start.state["epochs_done"],
+            initial_epoch=epochs_done(),
             callbacks=callbacks,
             shuffle=False,  # the batches shuffle, seeded
             verbose=1 if sys.stdout.isatty() else 2,
@@ -359,15 +363,19 @@ def fit(model, config, start, train_data, val_data, clock, images, steps, record
                 f"{calibration - done} epoch(s) to fit the run's length"
             )
             fit_until(calibration)
-            stopped = start.state["epochs_done"] < calibration or model.stop_training
+            stopped = epochs_done() < calibration or model.stop_training
             # An epoch: its training and validation, and its checkpoint
             # (not the end of `fit`, which only the timed epochs pay).
             period = timer.train_seconds[-1] + (checkpoint.seconds if checkpoint else 0)
             epochs = fit_to_budget(config, start, timer, period, stopped)
             record_plan(model, config, start, steps, record, epochs)
             timer.planned = epochs
-        if start.state["epochs_done"] < config.epochs:
-            fit_until(config.epochs)
+        # The plan may move past the end `fit` was given: then fit again.
+        while epochs_done() < config.epochs:
+            end = config.epochs
+            fit_until(end)
+            if epochs_done() < end:
+                break  # stopped early (the budget, early stopping)
     except KeyboardInterrupt:
         if not hosts.is_writer():
             raise SystemExit(130) from None
@@ -406,7 +414,7 @@ def fit_to_budget(config, start, timer, period, stopped):
     """The run's length in epochs: those done, and as many more epochs of
     `period` seconds as fit in the budget's minutes left after the test
     report (at most `start.epochs_cap`)."""
-    done = start.state["epochs_done"]
+    done = timer.epochs_done  # the timed epochs have ended
     reserve = timer.report_estimate()
     more = 0 if stopped else timer.epochs_that_fit(done, period) - done
     more = hosts.first_host(more)  # every host trains as many epochs
