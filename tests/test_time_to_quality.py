@@ -225,6 +225,23 @@ def test_slower_epochs_shorten_the_plan_and_its_schedule():
     assert shortened == [9, 5] and model.stop_training
 
 
+def test_faster_epochs_move_the_plan_past_fits_end_up_to_the_cap():
+    moved = []
+    timer = EpochTimer(RunClock({}), budget_minutes=1.0, shorten=moved.append)
+    timer.set_params({"epochs": 6})  # fit was given the first plan: 6
+    model = two_layer_model()
+    model.stop_training = False
+    timer.set_model(model)
+    timer.planned = 6
+    timer.periods = [20.0, 2.0, 2.0]
+    timer.on_epoch_begin(3)
+    timer.on_epoch_end(3, {})
+    assert moved and moved[-1] > 6 and not model.stop_training
+    timer.cap = 8  # --epochs 8
+    timer.on_epoch_end(3, {})
+    assert moved[-1] == 8
+
+
 @pytest.mark.slow
 def test_a_time_budget_fits_the_runs_length_and_ends_the_schedule(tmp_path):
     flags = [*TINY, *small_model_flags("unet"), "--time-budget", "0.75"]
