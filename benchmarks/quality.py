@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 
+from tfseg.runs import read_json
+
 DATA_DIR = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "../../shared/data/oxford_iiit_pet")
 )
@@ -146,14 +148,9 @@ def print_table(rows):
         )
 
 
-def read_json(path):
-    with open(path) as file:
-        return json.load(file)
-
-
 def save_results(output_dir, row):
     path = os.path.join(output_dir, "results.json")
-    rows = read_json(path) if os.path.isfile(path) else []
+    rows = read_json(path, default=[])
     rows = [r for r in rows if r["run"] != row["run"]] + [row]
     with open(path, "w") as file:
         json.dump(rows, file, indent=1)
@@ -191,7 +188,7 @@ def keep_snapshots(started):
                     os.path.join(folder, f"epoch_{epoch + 1:03d}.weights.h5")
                 )
             times_path = os.path.join(folder, "times.json")
-            times = read_json(times_path) if os.path.isfile(times_path) else {}
+            times = read_json(times_path, default={})
             times[str(epoch + 1)] = time.monotonic() - started
             with open(times_path, "w") as file:
                 json.dump(times, file)
@@ -213,7 +210,7 @@ def score_snapshots(run_dir, points):
 
     folder = os.path.join(run_dir, SNAPSHOTS)
     cache_path = os.path.join(folder, "scores.json")
-    cache = read_json(cache_path) if os.path.isfile(cache_path) else {}
+    cache = read_json(cache_path, default={})
     times = read_json(os.path.join(folder, "times.json"))
     epochs = sorted(int(epoch) for epoch in times)
     step = max(len(epochs) // max(points - 1, 1), 1)

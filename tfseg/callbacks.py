@@ -11,6 +11,7 @@ import keras
 from tfseg import hosts
 from tfseg import runs
 from tfseg.config import MONITOR
+from tfseg.modeling import inner_optimizer
 
 # The test report at the end of a run scores each test image twice (at the
 # training size, and resized to its own size) and draws two figures: about
@@ -75,9 +76,9 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 def uses_ema(model):
-    optimizer = getattr(model, "optimizer", None)
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    return bool(getattr(optimizer, "use_ema", False))
+    if getattr(model, "optimizer", None) is None:
+        return False
+    return bool(getattr(inner_optimizer(model), "use_ema", False))
 
 
 class AveragedWeights:
@@ -153,12 +154,15 @@ class EpochTimer(keras.callbacks.Callback):
         self.epochs_done = epoch + 1  # on every host (state.json: host 0's)
         if logs is not None:
             logs["epoch_seconds"] = seconds
-        if not self.budget or epoch + 1 >= self.params.get("epochs", math.inf):
+        if not self.budget:
             return
         if self.planned is not None and len(self.periods) >= 2:
+            # Also at the last epoch fit was given: the plan may move past it.
             self.keep_plan(epoch + 1)
             if epoch + 1 >= self.planned:
                 self.model.stop_training = True
+            return
+        if epoch + 1 >= self.params.get("epochs", math.inf):
             return
         # After the first epoch of a process (which compiles), nothing is
         # known of the pace: stop only once the budget is spent.
