@@ -37,8 +37,8 @@ BORDER = 2  # class index of the border in the 3-class trimap
 
 def export_all(run_dir, out, data_dir):
     """Exports every variant into `out`; returns `{label: path}`."""
-    from tfseg.export import default_path
-    from tfseg.export import export_run
+    from tfseg.deploy.export import default_path
+    from tfseg.deploy.export import export_run
 
     paths = {}
     for label, export_format, quantize in VARIANTS:
@@ -66,7 +66,7 @@ def score_all(run_dir, paths, data_dir):
 
     from tfseg import runs
     from tfseg.data.loading import load_splits
-    from tfseg.deployed import load_deployed
+    from tfseg.deploy.runtimes import load_deployed
     from tfseg.evaluate import evaluate_model
 
     config, model = runs.open_run(run_dir)
@@ -88,7 +88,7 @@ def time_latency(run_dir, paths, threads, rounds, calls):
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from tfseg import runs
-    from tfseg.deployed import load_deployed
+    from tfseg.deploy.runtimes import load_deployed
 
     _, model = runs.open_run(run_dir)
     keras_call = tf.function(lambda images: model(images, training=False))
@@ -115,7 +115,7 @@ def time_latency(run_dir, paths, threads, rounds, calls):
 
 
 def file_sizes(run_dir, paths):
-    from tfseg.export import file_size
+    from tfseg.deploy.export import file_size
 
     sizes = {KERAS: os.path.getsize(os.path.join(run_dir, "model.keras"))}
     sizes.update({label: file_size(path) for label, path in paths.items()})

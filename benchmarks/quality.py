@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from tfseg.runs import read_json
+from tfseg.files import read_json
 
 DATA_DIR = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "../../shared/data/oxford_iiit_pet")
@@ -175,8 +175,8 @@ def keep_snapshots(started):
     """Makes every run checkpoint also write `snapshots/epoch_NNN.weights.h5`
     (the weights validation scored) and `snapshots/times.json` (seconds
     from the process's start to each epoch's end)."""
-    from tfseg import callbacks
-    from tfseg import training
+    from tfseg.train import callbacks
+    from tfseg.train import fitting
 
     class SnapshotCheckpoint(callbacks.RunCheckpoint):
         def on_epoch_end(self, epoch, logs=None):
@@ -193,7 +193,7 @@ def keep_snapshots(started):
             with open(times_path, "w") as file:
                 json.dump(times, file)
 
-    training.RunCheckpoint = SnapshotCheckpoint
+    fitting.RunCheckpoint = SnapshotCheckpoint
 
 
 # ---------------------------------------------------------------------------

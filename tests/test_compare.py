@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from tfseg import compare
 from tfseg.cli import main as cli_main
+from tfseg.cli.parser import add_compare_arguments
+from tfseg.compare import running
 from tfseg.data import export_npz
 from tfseg.data import load_oxford_pet
 from tfseg.data import write_synthetic_pets
@@ -105,12 +106,12 @@ def test_exported_splits_reach_every_training_and_the_picture(tmp_path):
     for split, examples in splits.items():
         export_npz(examples, tmp_path / f"pets_{split}.npz")
     parser = argparse.ArgumentParser()
-    compare.add_arguments(parser)
+    add_compare_arguments(parser)
     args = parser.parse_args(
         ["--models", "unet", "--image-size", "32", "--data-npz"]
         + [str(tmp_path / "pets.npz")]
     )
-    command = compare.train_command(compare.Entry("unet"), args, str(tmp_path))
+    command = running.train_command(running.Entry("unet"), args, str(tmp_path))
     assert command[command.index("--data-npz") + 1] == str(tmp_path / "pets.npz")
-    test = compare._test_split(args)
+    test = running._test_split(args)
     assert list(test.names) == list(splits["test"].names)

@@ -24,9 +24,10 @@ import pytest
 from PIL import Image
 
 from tests.conftest import PROJECT_ROOT
-from tfseg import demo
-from tfseg import predict
+from tfseg import inference
 from tfseg.data.layout import OxfordPetFolder
+from tfseg.demo import logic
+from tfseg.deploy import predict
 
 PET = "Abyssinian_1.jpg"  # a 600 x 400 JPEG of the shared sample
 RGBA_PET = "Abyssinian_5.jpg"  # an RGBA PNG under a .jpg name, 200 x 150
@@ -39,7 +40,7 @@ def sample(shared_data, name):
 
 @pytest.fixture(scope="module")
 def loaded(finished_run):
-    return demo.load_for_demo(finished_run)
+    return logic.load_for_demo(finished_run)
 
 
 def test_a_run_loads_with_what_its_second_tab_shows(loaded, finished_run):
@@ -55,7 +56,7 @@ def test_a_run_loads_with_what_its_second_tab_shows(loaded, finished_run):
     folder = os.path.dirname(os.path.dirname(loaded.examples[0]))
     test_names = [name for name, *_ in OxfordPetFolder(folder).read_list("test")]
     assert [os.path.basename(path) for path in loaded.examples] == [
-        f"{name}.jpg" for name in test_names[: demo.NUM_EXAMPLES]
+        f"{name}.jpg" for name in test_names[: logic.NUM_EXAMPLES]
     ]
 
 
@@ -67,12 +68,12 @@ def test_photos_of_any_mode_give_the_masks_predict_gives(
     photos = [sample(shared_data, PET), sample(shared_data, RGBA_PET), str(grey)]
     predict.predict_files(finished_run, photos, str(tmp_path / "out"))
     for path, stem in zip(photos, ("Abyssinian_1", "Abyssinian_5", "grey")):
-        segmentation = demo.segment_photo(loaded, path)
+        segmentation = logic.segment_photo(loaded, path)
         with Image.open(tmp_path / "out" / f"{stem}_mask.png") as predicted:
             np.testing.assert_array_equal(segmentation.mask, np.asarray(predicted))
         width, height = segmentation.size
         assert segmentation.pixels.sum() == width * height
-        table = demo.share_table(segmentation, loaded.class_names)
+        table = logic.share_table(segmentation, loaded.class_names)
         shares = [float(share) for share in re.findall(r"([\d.]+) %", table)]
         assert len(shares) == 3 and abs(sum(shares) - 100) <= 0.15
 
@@ -80,12 +81,13 @@ def test_photos_of_any_mode_give_the_masks_predict_gives(
 def test_an_exported_model_file_is_served_as_a_run_is(
     loaded, finished_run, shared_data
 ):
-    exported = demo.load_for_demo(os.path.join(finished_run, "model.keras"))
+    exported = logic.load_for_demo(os.path.join(finished_run, "model.keras"))
     assert exported.details["format"] == "keras"
     assert exported.class_names == loaded.class_names
     photo = sample(shared_data, PET)
     np.testing.assert_array_equal(
-        demo.segment_photo(exported, photo).mask, demo.segment_photo(loaded, photo).mask
+        logic.segment_photo(exported, photo).mask,
+        logic.segment_photo(loaded, photo).mask,
     )
 
 
@@ -93,11 +95,11 @@ def test_a_large_photo_is_segmented_at_its_size_and_shown_smaller(loaded, tmp_pa
     path = tmp_path / "wide.png"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (600, 2400, 3), np.uint8)).save(path)
-    segmentation = demo.segment_photo(loaded, str(path))
+    segmentation = logic.segment_photo(loaded, str(path))
     assert segmentation.pixels.sum() == 600 * 2400
     assert segmentation.image.shape == (256, 1024, 3)
     assert segmentation.mask.shape == (256, 1024)
-    painted, mask = demo.render(segmentation, loaded.class_names, opacity=0.0)
+    painted, mask = logic.render(segmentation, loaded.class_names, opacity=0.0)
     # Opacity 0 shows the photo itself above the legend strip.
     np.testing.assert_array_equal(painted[:256], segmentation.image)
     assert mask.mode == "P" and mask.size == (1024, 256)
@@ -132,7 +134,7 @@ def test_bad_uploads_are_refused_with_one_readable_line(
         (huge, ("huge.png is 8000 x 6250 = 50.0 megapixels", "at most 25")),
     ):
         with pytest.raises(ValueError) as raised:
-            demo.read_photo(path)
+            logic.read_photo(path)
         message = str(raised.value)
         assert all(word.lower() in message.lower() for word in words), message
         assert str(tmp_path) not in message and "\n" not in message
@@ -141,9 +143,9 @@ def test_bad_uploads_are_refused_with_one_readable_line(
         raise AssertionError(f"{path} was decoded")
 
     # The size is read from the header: a too large photo is never decoded.
-    monkeypatch.setattr(predict, "read_image", decode)
+    monkeypatch.setattr(inference, "read_image", decode)
     with pytest.raises(ValueError, match="50.0 megapixels"):
-        demo.read_photo(huge)
+        logic.read_photo(huge)
 
 
 # ---- the page in a real browser ------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import copy_run
+from tfseg import files
 from tfseg import runs
 from tfseg.cli import main as cli_main
 
@@ -86,7 +87,7 @@ def test_each_quantize_mode_runs_in_litert(finished_run, tmp_path):
         np.testing.assert_allclose(
             run_litert(path, images), expected, atol=tolerance * spread
         )
-        assert runs.read_json(f"{path}.json")["quantize"] == mode
+        assert files.read_json(f"{path}.json")["quantize"] == mode
     assert sizes["float16"] < 0.7 * sizes["none"]
     assert sizes["dynamic"] < 0.5 * sizes["none"]
 
@@ -95,8 +96,8 @@ def test_each_quantize_mode_runs_in_litert(finished_run, tmp_path):
     # uint8 pixels in, exactly: scale 1, zero point 0.
     assert details["dtype"] == np.uint8
     assert details["quantization"] == (pytest.approx(1.0, abs=1e-6), 0)
-    sidecar = runs.read_json(f"{path}.json")
-    config = runs.read_json(os.path.join(finished_run, "config.json"))
+    sidecar = files.read_json(f"{path}.json")
+    config = files.read_json(os.path.join(finished_run, "config.json"))
     assert sidecar["input"]["dtype"] == "uint8"
     assert sidecar["class_names"] == ["pet", "background", "border"]
     assert sidecar["image_size"] == 32
@@ -132,7 +133,7 @@ def test_int8_agrees_with_keras_on_real_test_images(real_run, tmp_path):
     int8_masks = run_litert(path, images).argmax(-1)
     agreement = float((keras_masks == int8_masks).mean())
     assert agreement >= 0.97, agreement
-    calibrated = set(runs.read_json(f"{path}.json")["calibration"]["names"])
+    calibrated = set(files.read_json(f"{path}.json")["calibration"]["names"])
     assert len(calibrated) == 300 and not calibrated & set(test.names)
 
 
@@ -141,8 +142,8 @@ def test_evaluate_an_export_gives_the_run_report(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path)
     path = export(run_dir, tmp_path / "model.tflite")
     assert cli_main(["evaluate", run_dir, "--model", str(path)]) == 0
-    exported = runs.read_json(os.path.join(run_dir, "metrics_model.tflite.json"))
-    own = runs.read_json(os.path.join(run_dir, "metrics.json"))
+    exported = files.read_json(os.path.join(run_dir, "metrics_model.tflite.json"))
+    own = files.read_json(os.path.join(run_dir, "metrics.json"))
     assert set(own) <= set(exported)
     assert exported["model"]["format"] == "tflite"
     assert exported["model"]["quantize"] == "none"
@@ -156,7 +157,7 @@ def test_evaluate_an_export_gives_the_run_report(finished_run, tmp_path):
 
     write_synthetic_pets(tmp_path / "pets", 6, seed=2)
     assert cli_main(["evaluate", str(path), "--data-dir", str(tmp_path / "pets")]) == 0
-    report = runs.read_json(f"{path}.metrics.json")
+    report = files.read_json(f"{path}.metrics.json")
     listed = (tmp_path / "pets" / "annotations" / "test.txt").read_text().split("\n")
     assert report["images"] == len([line for line in listed if line.strip()])
     assert report["class_names"][2] == "border"

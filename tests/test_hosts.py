@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tests.conftest import SHARED_DATA
 from tests.test_training import RUN_FILES
+from tfseg import files
 from tfseg import runs
 from tfseg.cli import main as cli_main
 from tfseg.data import ArrayBatches
@@ -126,14 +127,16 @@ def test_two_hosts_train_as_one_process_on_the_global_batch(pets, tmp_path):
         hosts = cluster.start_hosts(*flags, "--batch-size", "4", "--run-name", "two")
         # Kill both hosts once host 0 has checkpointed an epoch, mid-run.
         deadline = time.monotonic() + 300
-        while runs.read_json(two / "state.json", {"epochs_done": 0})["epochs_done"] < 1:
+        while (
+            files.read_json(two / "state.json", {"epochs_done": 0})["epochs_done"] < 1
+        ):
             assert time.monotonic() < deadline, hosts[0].log.read_text()[-3000:]
             assert hosts[0].poll() is None, hosts[0].log.read_text()[-3000:]
             time.sleep(0.05)
         for process in hosts:
             process.send_signal(signal.SIGKILL)
             process.wait()
-        killed_at = runs.read_json(two / "state.json")["epochs_done"]
+        killed_at = files.read_json(two / "state.json")["epochs_done"]
         assert 1 <= killed_at < EPOCHS
         resumed = cluster.start_hosts("--resume", two)
         for process in [*resumed, one]:
@@ -145,7 +148,7 @@ def test_two_hosts_train_as_one_process_on_the_global_batch(pets, tmp_path):
     # Host 0 wrote a whole run folder, and the global batch is recorded.
     assert RUN_FILES <= set(os.listdir(two))
     assert not [name for name in os.listdir(two) if name.startswith(".tmp_")]
-    record = runs.read_json(two / "config.json")
+    record = files.read_json(two / "config.json")
     assert (record["hosts"], record["replicas"], record["global_batch_size"]) == (
         2,
         2,
@@ -167,8 +170,8 @@ def test_two_hosts_train_as_one_process_on_the_global_batch(pets, tmp_path):
             # One pixel of 8 x 32 x 32 moves an IoU by about 1e-4.
             assert float(row[key]) == pytest.approx(float(alone_row[key]), abs=1e-3)
     # Validation and test scores are over the whole splits.
-    report = runs.read_json(two / "metrics.json")
-    alone_report = runs.read_json(alone / "metrics.json")
+    report = files.read_json(two / "metrics.json")
+    alone_report = files.read_json(alone / "metrics.json")
     assert report["images"] == alone_report["images"] == 8
     for key in ("pixel_accuracy", "mean_iou"):
         mine, its = (

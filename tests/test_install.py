@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 from tests.conftest import TINY
 from tests.conftest import small_model_flags
-from tfseg import runs
+from tfseg import files
 
 SUBCOMMANDS = (
     "train",
@@ -116,7 +116,7 @@ def test_train_and_compare_from_the_installed_command(installed):
     flags = [*TINY, *small_model_flags("unet"), "--epochs", "1", "--run-name", "w"]
     result = run([tfseg, "train", *flags], work, env)
     assert os.path.isfile(work / "runs" / "w" / "model.keras")
-    assert runs.read_json(str(work / "runs" / "w" / "metrics.json"))["images"] > 0
+    assert files.read_json(str(work / "runs" / "w" / "metrics.json"))["images"] > 0
     # TensorFlow's C++ start-up lines are hidden unless asked for.
     for noise in ("oneDNN custom operations", "cpu_feature_guard", "absl::"):
         assert noise not in result.stdout + result.stderr

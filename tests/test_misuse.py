@@ -22,6 +22,7 @@ from PIL import Image
 
 from tests.conftest import TINY
 from tests.conftest import small_model_flags
+from tfseg import files
 from tfseg import runs
 from tfseg.cli import main as cli_main
 from tfseg.console import is_noise
@@ -111,9 +112,9 @@ def nothing_new(w):
 def int8_without_training_data(w):
     """A run whose data folder moved away: calibration cannot read it."""
     path = os.path.join(w.run, "config.json")
-    record = runs.read_json(path)
+    record = files.read_json(path)
     record["config"].update(synthetic=0, data_dir=str(w.root / "moved"))
-    runs.write_json(path, record)
+    files.write_json(path, record)
     w.before = folder_digests(w.run)
     return ["export", w.run, "--format", "tflite", "--quantize", "int8"]
 
@@ -148,8 +149,8 @@ def extend(w):
 
 def extended(w):
     assert [int(r["epoch"]) for r in runs.history_rows(w.run)] == [0, 1, 2]
-    assert runs.read_json(os.path.join(w.run, "config.json"))["config"]["epochs"] == 3
-    assert runs.read_json(os.path.join(w.run, "state.json"))["epochs_done"] == 3
+    assert files.read_json(os.path.join(w.run, "config.json"))["config"]["epochs"] == 3
+    assert files.read_json(os.path.join(w.run, "state.json"))["epochs_done"] == 3
 
 
 def resume_finished(w):
@@ -210,7 +211,7 @@ def broken_data_skipped(w):
 
 
 def skipped_recorded(w, count):
-    saved = runs.read_json(str(w.root / "runs" / "x" / "config.json"))
+    saved = files.read_json(str(w.root / "runs" / "x" / "config.json"))
     assert sum(len(names) for names in saved["skipped"].values()) == count
 
 
@@ -224,7 +225,7 @@ def new_test_set(w):
 
 
 def scored_separately(w):
-    report = runs.read_json(os.path.join(w.run, "metrics_new_test_set.json"))
+    report = files.read_json(os.path.join(w.run, "metrics_new_test_set.json"))
     assert report["images"] == 8
     assert report["data"]["source"].endswith("new_test_set")
     unchanged_files = {"metrics.json", "metrics.md", "model.keras"}
@@ -646,7 +647,7 @@ def test_relative_paths_are_saved_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     flags = [*UNET, "--data-dir", "pets", "--image-size", "32", "--batch-size", "4"]
     assert cli_main(["train", *flags, "--epochs", "1", "--run-name", "rel"]) == 0
-    saved = runs.read_json(str(tmp_path / "runs" / "rel" / "config.json"))["config"]
+    saved = files.read_json(str(tmp_path / "runs" / "rel" / "config.json"))["config"]
     assert saved["data_dir"] == str(tmp_path / "pets")
     assert saved["output_dir"] == str(tmp_path / "runs")
     elsewhere = tmp_path / "elsewhere"

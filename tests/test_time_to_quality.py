@@ -12,17 +12,18 @@ import pytest
 from tests.conftest import TINY
 from tests.conftest import copy_run
 from tests.conftest import small_model_flags
+from tfseg import files
 from tfseg import runs
-from tfseg.callbacks import EpochTimer
-from tfseg.callbacks import RunCheckpoint
-from tfseg.callbacks import RunClock
 from tfseg.cli import build_parser
 from tfseg.cli import main as cli_main
 from tfseg.cli import train_config
 from tfseg.config import RECIPES
 from tfseg.config import TrainConfig
-from tfseg.evaluate import model_logits
-from tfseg.optimizers import SegmentationAdamW
+from tfseg.inference import model_logits
+from tfseg.train.budget import EpochTimer
+from tfseg.train.budget import RunClock
+from tfseg.train.callbacks import RunCheckpoint
+from tfseg.train.optimizer import SegmentationAdamW
 
 agnostic = pytest.mark.backend_agnostic
 
@@ -135,12 +136,12 @@ def test_an_ema_two_rate_run_resumes_to_the_unbroken_runs_weights(tmp_path):
     fit_epochs(unbroken, images, labels, 0, 4, checkpoint(tmp_path / "unbroken"))
     broken = compiled()
     fit_epochs(broken, images, labels, 0, 2, checkpoint(tmp_path / "broken"))
-    resumed = runs.load_model(tmp_path / "broken" / runs.LAST)
+    resumed = files.load_model(tmp_path / "broken" / runs.LAST)
     assert isinstance(resumed.optimizer, SegmentationAdamW)
     assert resumed.optimizer.encoder_scale == 0.1
     fit_epochs(resumed, images, labels, 2, 4, checkpoint(tmp_path / "resumed"))
     for name in ("unbroken", "resumed"):
-        saved = runs.load_model(tmp_path / name / runs.LAST)
+        saved = files.load_model(tmp_path / name / runs.LAST)
         for mine, theirs in zip(
             saved.optimizer.variables, unbroken.optimizer.variables
         ):
@@ -170,12 +171,11 @@ def test_best_keras_holds_the_weight_average(tmp_path):
         SegmentationAdamW(1e-2, total_steps=8, use_ema=True, ema_momentum=0.5),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    state = {}
-    callback = RunCheckpoint(str(tmp_path), state)
+    callback = RunCheckpoint(str(tmp_path), {})
     callback.set_model(model)
     fit_epochs(model, images, labels, 0, 2)
     callback.on_epoch_end(1, {"val_mean_iou": 0.5})
-    best = runs.load_model(tmp_path / runs.BEST)
+    best = files.load_model(tmp_path / runs.BEST)
     average = model.optimizer._model_variables_moving_average
     for saved, expected in zip(best.trainable_variables, average):
         np.testing.assert_allclose(
@@ -186,7 +186,7 @@ def test_best_keras_holds_the_weight_average(tmp_path):
         keras.ops.convert_to_numpy(model.trainable_variables[0]),
         keras.ops.convert_to_numpy(average[0]),
     )
-    assert state["best_epoch"] == 2
+    assert callback.state["best_epoch"] == 2
 
 
 def test_a_spent_budget_stops_at_the_next_epoch_end():
@@ -207,7 +207,7 @@ def test_a_spent_budget_stops_at_the_next_epoch_end():
 def test_slower_epochs_shorten_the_plan_and_its_schedule():
     shortened = []
     clock = RunClock({"seconds": 30.0})
-    timer = EpochTimer(clock, budget_minutes=1.0, shorten=shortened.append)
+    timer = EpochTimer(clock, budget_minutes=1.0, on_replan=shortened.append)
     timer.set_params({"epochs": 20})
     model = two_layer_model()
     model.stop_training = False
@@ -227,7 +227,7 @@ def test_slower_epochs_shorten_the_plan_and_its_schedule():
 
 def test_faster_epochs_move_the_plan_past_fits_end_up_to_the_cap():
     moved = []
-    timer = EpochTimer(RunClock({}), budget_minutes=1.0, shorten=moved.append)
+    timer = EpochTimer(RunClock({}), budget_minutes=1.0, on_replan=moved.append)
     timer.set_params({"epochs": 6})  # fit was given the first plan: 6
     model = two_layer_model()
     model.stop_training = False
@@ -248,15 +248,15 @@ def test_a_time_budget_fits_the_runs_length_and_ends_the_schedule(tmp_path):
     flags += ["--output-dir", str(tmp_path), "--run-name", "budget"]
     assert cli_main(["train", *flags]) == 0
     run_dir = tmp_path / "budget"
-    state = runs.read_json(str(run_dir / runs.STATE))
-    record = runs.read_json(str(run_dir / runs.CONFIG))
+    state = files.read_json(str(run_dir / runs.STATE))
+    record = files.read_json(str(run_dir / runs.CONFIG))
     fitted = state["fitted_epochs"]
     assert fitted > 2  # timed 2, then fitted more
     assert record["config"]["epochs"] == fitted == state["epochs_done"]
     assert len(runs.history_rows(str(run_dir))) == fitted
     assert state["seconds"] < 0.75 * 60 * 1.15, state  # test report included
     # The schedule was stretched to end at the last epoch: its rate decayed.
-    model = runs.load_model(run_dir / runs.LAST)
+    model = files.load_model(run_dir / runs.LAST)
     optimizer = model.optimizer
     steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
     assert optimizer.total_steps == steps == fitted * (record["examples"]["train"] // 4)
@@ -266,16 +266,16 @@ def test_a_time_budget_fits_the_runs_length_and_ends_the_schedule(tmp_path):
 
 def test_a_resumed_budgeted_run_keeps_its_budget_and_length(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path)
-    record = runs.read_json(os.path.join(run_dir, runs.CONFIG))
+    record = files.read_json(os.path.join(run_dir, runs.CONFIG))
     record["config"]["time_budget"] = 0.5
-    runs.write_json(os.path.join(run_dir, runs.CONFIG), record)
-    state = runs.read_json(os.path.join(run_dir, runs.STATE))
+    files.write_json(os.path.join(run_dir, runs.CONFIG), record)
+    state = files.read_json(os.path.join(run_dir, runs.STATE))
     # As if 2 fitted epochs had taken all of the 30 s.
     state.update(fitted_epochs=2, seconds=30.0)
-    runs.write_json(os.path.join(run_dir, runs.STATE), state)
+    files.write_json(os.path.join(run_dir, runs.STATE), state)
     assert cli_main(["train", "--resume", run_dir, "--epochs", "4"]) == 0
-    state = runs.read_json(os.path.join(run_dir, runs.STATE))
-    record = runs.read_json(os.path.join(run_dir, runs.CONFIG))
+    state = files.read_json(os.path.join(run_dir, runs.STATE))
+    record = files.read_json(os.path.join(run_dir, runs.CONFIG))
     assert record["config"]["time_budget"] == 0.5
     # Spent already: one epoch (the first of the process is never cut
     # short), then the budget stops it; the length is not fitted again.
@@ -306,11 +306,11 @@ def test_flip_tta_averages_the_mirrored_logits():
 
 def test_evaluate_with_flips_writes_a_separate_report(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path)
-    plain = runs.read_json(os.path.join(run_dir, "metrics.json"))
+    plain = files.read_json(os.path.join(run_dir, "metrics.json"))
     assert cli_main(["evaluate", run_dir, "--tta", "flip"]) == 0
-    flipped = runs.read_json(os.path.join(run_dir, "metrics_tta-flip.json"))
+    flipped = files.read_json(os.path.join(run_dir, "metrics_tta-flip.json"))
     assert flipped["tta"] == "flip" and "tta" not in plain
-    assert runs.read_json(os.path.join(run_dir, "metrics.json")) == plain
+    assert files.read_json(os.path.join(run_dir, "metrics.json")) == plain
     assert flipped["images"] == plain["images"]
     markdown = (tmp_path / "copy" / "metrics_tta-flip.md").read_text()
     assert "with flip test-time augmentation" in markdown
@@ -361,8 +361,8 @@ def test_impossible_recipe_settings_are_refused(changes, words):
 
 
 def test_mobilenet_encoders_default_to_the_recipes_alpha_and_decoder():
-    from tfseg.modeling import build_model
-    from tfseg.modeling import with_recipe_defaults
+    from tfseg.train.modeling import build_model
+    from tfseg.train.modeling import with_recipe_defaults
 
     model = build_model(TrainConfig(image_size=64, encoder_weights="none"))
     # alpha 0.5: the last block projects to 160 channels (320 at alpha 1.0).

@@ -16,10 +16,11 @@ from tests.conftest import TINY
 from tests.conftest import copy_run
 from tests.conftest import small_model_flags
 from tests.without_tensorflow import run as run_without_tensorflow
-from tfseg import devices as devices_module
+from tfseg import files
 from tfseg import runs
 from tfseg.cli import main as cli_main
 from tfseg.data import write_synthetic_pets
+from tfseg.train import devices as devices_module
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -40,7 +41,7 @@ def history_rows(run_dir):
 
 
 def read_json(path):
-    return runs.read_json(os.fspath(path))
+    return files.read_json(os.fspath(path))
 
 
 RUN_FILES = {
@@ -308,7 +309,7 @@ def test_resume_after_sigkill_accounts_for_every_epoch(tmp_path):
     process = launch(tmp_path, *flags)
     deadline = time.time() + 240
     while time.time() < deadline:
-        state = runs.read_json(run_dir / "state.json", {"epochs_done": 0})
+        state = files.read_json(run_dir / "state.json", {"epochs_done": 0})
         if state["epochs_done"] >= 2:
             break
         if process.poll() is not None:
@@ -316,7 +317,7 @@ def test_resume_after_sigkill_accounts_for_every_epoch(tmp_path):
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.communicate()
-    killed_at = runs.read_json(run_dir / "state.json")["epochs_done"]
+    killed_at = files.read_json(run_dir / "state.json")["epochs_done"]
     assert 2 <= killed_at < 6
     # The checkpoint on disk is whole: it loads.
     keras.models.load_model(run_dir / "last.keras")
@@ -325,7 +326,7 @@ def test_resume_after_sigkill_accounts_for_every_epoch(tmp_path):
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output[-3000:]
     assert [int(row["epoch"]) for row in history_rows(run_dir)] == list(range(6))
-    assert runs.read_json(run_dir / "state.json")["epochs_done"] == 6
+    assert files.read_json(run_dir / "state.json")["epochs_done"] == 6
     assert f"Epoch {killed_at + 1}/6" in output and "Epoch 1/6" not in output
     assert (run_dir / "metrics.json").is_file()
 
@@ -358,7 +359,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "mirrored"
-    saved = runs.read_json(os.path.join(run_dir, "config.json"))
+    saved = files.read_json(os.path.join(run_dir, "config.json"))
     assert saved["strategy"] == "MirroredStrategy"
     assert "num_replicas_in_sync" not in result.stderr  # no errors about replicas
     assert len(history_rows(run_dir)) == 1
@@ -368,7 +369,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 def test_training_path_runs_under_the_current_backend(tmp_path):
     # CI runs this again with KERAS_BACKEND=jax, the GPU machines' backend.
     run_dir = run_main(tmp_path, *small_model_flags("unet"), "--epochs", "1")
-    saved = runs.read_json(os.path.join(run_dir, "config.json"))
+    saved = files.read_json(os.path.join(run_dir, "config.json"))
     assert saved["versions"]["backend"] == keras.backend.backend()
     assert len(history_rows(run_dir)) == 1
     assert os.path.isfile(os.path.join(run_dir, "metrics.json"))
@@ -381,7 +382,9 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
         tmp_path, *small_model_flags("unet"), "--epochs", "50", "--run-name", "stopped"
     )
     deadline = time.time() + 240
-    while runs.read_json(run_dir / "state.json", {"epochs_done": 0})["epochs_done"] < 1:
+    while (
+        files.read_json(run_dir / "state.json", {"epochs_done": 0})["epochs_done"] < 1
+    ):
         assert time.time() < deadline and process.poll() is None
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
@@ -422,11 +425,11 @@ def test_training_from_npz_on_the_current_backend(tmp_path, exported):
         == 0
     )
     run_dir = tmp_path / "npz"
-    saved = runs.read_json(os.path.join(run_dir, "config.json"))
+    saved = files.read_json(os.path.join(run_dir, "config.json"))
     assert saved["examples"] == {"train": 8, "val": 4, "test": 12}
     assert float(history_rows(run_dir)[0]["loss"]) > 0
     assert "val_mean_iou" in history_rows(run_dir)[0]
-    report = runs.read_json(os.path.join(run_dir, "metrics.json"))
+    report = files.read_json(os.path.join(run_dir, "metrics.json"))
     assert report["images"] == 12 and "original_resolution" not in report
 
 
@@ -446,12 +449,12 @@ def test_training_from_npz_without_tensorflow_on_two_jax_devices(tmp_path, expor
         "train_pet.py", *flags, "--batch-size", "4", "--run-name", "jax", **two_devices
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    saved = runs.read_json(tmp_path / "jax" / "config.json")
+    saved = files.read_json(tmp_path / "jax" / "config.json")
     assert saved["versions"]["backend"] == "jax"
     assert "tensorflow" not in saved["versions"]
     assert (saved["strategy"], saved["replicas"]) == ("DataParallel", 2)
     assert len(history_rows(tmp_path / "jax")) == 2
-    assert runs.read_json(tmp_path / "jax" / "metrics.json")["images"] == 7
+    assert files.read_json(tmp_path / "jax" / "metrics.json")["images"] == 7
     keras.models.load_model(tmp_path / "jax" / "model.keras")
 
 

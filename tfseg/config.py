@@ -9,6 +9,7 @@ import dataclasses
 import os
 
 DEFAULT_IMAGE_SIZE = 128
+DEFAULT_BATCH_SIZE = 16
 # MobileNetV2's width where `--alpha` is not given (the best per CPU minute
 # in docs/BENCHMARKS.md); `keras.applications` itself defaults to 1.0.
 DEFAULT_MOBILENET_ALPHA = 0.5
@@ -23,8 +24,39 @@ LOSS_NAMES = ("ce", "dice", "ce+dice", "focal")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+# Test-time augmentations (`--tta`): none, or the mean logits of the image
+# and of its horizontal mirror.
+TTA_MODES = ("none", "flip")
+# `tfseg demo`'s address: this machine only, Gradio's usual port.
+DEMO_HOST = "127.0.0.1"
+DEMO_PORT = 7860
 # The score that picks best.keras (a Keras log name).
 MONITOR = "val_mean_iou"
+# The train settings `tfseg compare` takes (its flags are built from these
+# fields, as train's are) and passes to every model's `tfseg train`, and
+# where its defaults differ from a single run's.
+COMPARE_SETTINGS = (
+    "data_dir",
+    "data_npz",
+    "synthetic",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "seed",
+    "max_examples",
+    "time_budget",
+)
+COMPARE_DEFAULTS = {"epochs": 10}
+# The settings `tfseg export-data` takes: those that decide the splits.
+EXPORT_DATA_SETTINGS = (
+    "data_dir",
+    "image_size",
+    "val_fraction",
+    "seed",
+    "binary",
+    "max_examples",
+    "skip_bad",
+)
 # Settings holding paths: saved absolute, so a run is usable from any folder.
 PATH_FIELDS = ("data_dir", "data_npz", "cache_dir", "output_dir", "resume")
 # Settings a resumed run may change: how long it trains, where it is (and,
@@ -58,7 +90,7 @@ class TrainConfig:
     synthetic: int = 0
     image_size: int = DEFAULT_IMAGE_SIZE
     epochs: int = 60
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float = 1e-3
     encoder_lr_scale: float = 0.1
     schedule: str = "cosine"

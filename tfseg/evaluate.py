@@ -1,104 +1,45 @@
-"""Scores a model on a split and writes the reports of a run.
+"""Scores a model on a split and writes the reports: `tfseg evaluate` and
+the test report at the end of a training run.
 
-One way from an image to a mask, used by training reports, `tfseg evaluate`
-and `tfseg predict` alike: the image is resized as the pipeline resizes
-(`resize_image`: area averaging to shrink, bilinear to grow), the model
-gives logits at its input size, and the logits are resized back to the
-image's own size (`resize_logits`, bilinear) before the argmax. Scores are
-reported at the training resolution and at each image's original one.
-
-`tta="flip"` (`--tta flip`) averages the logits of each image and of its
-mirror image (mirrored back): two forward passes for a steadier mask.
+Masks come from `tfseg.inference` (the one way from an image to a mask);
+scores are reported at the training resolution and at each image's
+original one, from a confusion matrix (`tfseg.metrics.ConfusionMatrix`).
 """
 
 import dataclasses
 import os
 
-import keras
 import numpy as np
 
+from tfseg import files
 from tfseg import runs
+from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import TrainConfig
+from tfseg.inference import check_tta
+from tfseg.inference import predict_logits
+from tfseg.inference import resize_logits
 from tfseg.metrics import ConfusionMatrix
 from tfseg.metrics import class_names_for
 from tfseg.progress import Progress
 
 # Test images shown in a run's predictions.png.
 SHOWN_IMAGES = 6
-# Test-time augmentations: none, or the mean logits of the image and of its
-# horizontal mirror.
-TTA_MODES = ("none", "flip")
 
 
-def resize_image(image, size):
-    """Resizes a uint8 `(h, w, 3)` image to `size` `(height, width)` as the
-    pipeline does: area averaging (PIL's box filter) to shrink, bilinear to
-    grow. Returns float32 0..255."""
-    from PIL import Image  # only for images from files
-
-    height, width = size
-    picture = Image.fromarray(np.asarray(image, np.uint8))
-    shrinking = picture.width >= width and picture.height >= height
-    method = Image.BOX if shrinking else Image.BILINEAR
-    return np.asarray(picture.resize((width, height), method), np.float32)
-
-
-def resize_logits(logits, size):
-    """Bilinear resizing of `(H, W, C)` logits to `size` `(h, w)`: the
-    argmax of the result is the mask at that size."""
-    resized = keras.ops.image.resize(logits[None], size, interpolation="bilinear")
-    return keras.ops.convert_to_numpy(resized)[0]
-
-
-def check_tta(model, tta):
-    """Raises `ValueError` for an unknown mode, or flips of a model that
-    outputs class ids (which cannot be averaged)."""
-    if tta not in TTA_MODES:
-        raise ValueError(f"--tta must be one of {TTA_MODES}, not {tta!r}.")
-    if tta != "none" and getattr(model, "argmax_output", False):
-        raise ValueError(
-            "--tta flip averages the logits of an image and its mirror, but this "
-            "model outputs class ids (exported with --output argmax); score a "
-            "run folder or a file exported with logits."
-        )
-
-
-def model_logits(model, batch, tta="none"):
-    """Logits of a float32 batch, as NumPy; with `tta="flip"`, the mean of
-    the batch's and of its mirror's (mirrored back)."""
-    logits = keras.ops.convert_to_numpy(model(batch, training=False))
-    if tta == "flip":
-        mirrored = np.ascontiguousarray(batch[:, :, ::-1])
-        flipped = keras.ops.convert_to_numpy(model(mirrored, training=False))
-        logits = (logits.astype(np.float32) + flipped[:, :, ::-1]) / 2
-    return logits
-
-
-def predict_logits(model, images, batch_size=16, tta="none"):
-    """Yields `(start, logits)` for batches of uint8 or float images."""
-    for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start : start + batch_size], np.float32)
-        yield start, model_logits(model, batch, tta)
-
-
-def segment(model, image, tta="none"):
-    """The class mask, `(h, w)` uint8, of one uint8 `(h, w, 3)` image of any
-    size."""
-    size = model.input_shape[1:3]
-    logits = model_logits(model, resize_image(image, size)[None], tta)[0]
-    return resize_logits(logits, np.shape(image)[:2]).argmax(-1).astype(np.uint8)
-
-
-def evaluate_model(model, examples, batch_size=16, progress=True, tta="none"):
+def evaluate_model(
+    model, examples, batch_size=DEFAULT_BATCH_SIZE, progress=True, tta="none"
+):
     """Scores `model` on `Examples`.
 
     Args:
         model: a segmentation model (images 0..255 in, logits out).
         examples: `Examples`; with `original_masks`, scores at the original
             resolution too.
-        batch_size: images per forward pass. Defaults to `16`.
+        batch_size: images per forward pass. Defaults to
+            `tfseg.config.DEFAULT_BATCH_SIZE` (16).
         progress: show progress. Defaults to `True`.
-        tta: `"none"` or `"flip"` (see `TTA_MODES`). Defaults to `"none"`.
+        tta: `"none"` or `"flip"` (see `tfseg.config.TTA_MODES`). Defaults
+            to `"none"`.
 
     Returns:
         dict: `images` (the number scored), `class_names`, and per resolution
@@ -159,8 +100,8 @@ def format_report(report):
 
 def write_report(report, json_path):
     """Writes `report` as JSON to `json_path` and as Markdown beside it."""
-    runs.write_json(json_path, report)
-    runs.atomic_write(
+    files.write_json(json_path, report)
+    files.atomic_write(
         os.path.splitext(json_path)[0] + ".md", format_report(report) + "\n"
     )
     return json_path
@@ -246,8 +187,8 @@ def evaluate_run(
         The path of the JSON report.
     """
     from tfseg.data.loading import load_splits  # may need TF
-    from tfseg.deployed import is_run
-    from tfseg.deployed import load_deployed
+    from tfseg.deploy.runtimes import is_run
+    from tfseg.deploy.runtimes import load_deployed
 
     if out and os.path.isdir(out):
         raise runs.RunError(f"--out {out!r} is a folder; pass a .json file path.")

@@ -2,7 +2,7 @@
 
 Keras only (no TensorFlow), so they train on every backend. They are
 registered Keras serializables: a model compiled with one of them saves and
-reloads once `tfseg` is imported; `tfseg.training` also writes a copy of the
+reloads once `tfseg` is imported; `tfseg.train.recipe` also writes a copy of the
 trained model without its compile state, which reloads anywhere.
 
 - `"ce"`: `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.

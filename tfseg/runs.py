@@ -1,4 +1,4 @@
-"""The run folder: its files, its life, and the one atomic writer.
+"""The run folder: its files and its rules.
 
 A run of `tfseg train` lives in `<output-dir>/<run-name>/`:
 
@@ -17,24 +17,27 @@ The rules, kept here and nowhere else:
 - a new run never writes into an existing folder (`plan_new_run` refuses);
   the folder is made only once the run has started (`create_run`), so a
   failed start leaves nothing behind;
-- every file is written to a temporary name and renamed (`atomic_write`),
-  so a crash or a full disk never leaves a broken file, and the temporary
-  file is removed; files are made by `open`, so they get the user's umask (not
-  `mkstemp`'s 0600);
-- `open_run` reads a folder back for `--resume`, `evaluate`, `predict` and
-  `export`, and says what is wrong with it when it cannot.
+- every file is written atomically (`tfseg.files`);
+- `open_run` reads a folder back for `--resume`, `evaluate`, `predict`,
+  `export`, the demo and `compare`, and says what is wrong with it when it
+  cannot. (Those read run folders too, which is why this module sits at the
+  package root rather than in `tfseg.train`.)
 
+Resuming a run (which flags may change, and how) is `tfseg.train.start`.
 No Keras import at module level: `tfseg --help` and the data code use it.
 """
 
-import contextlib
 import csv
-import errno
-import json
 import os
-import tempfile
 
 from tfseg.config import TrainConfig
+from tfseg.files import FileError
+from tfseg.files import atomic_write
+from tfseg.files import explain_os_error
+from tfseg.files import load_model
+from tfseg.files import read_json
+from tfseg.files import save_model
+from tfseg.files import write_json
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -46,98 +49,8 @@ INTERRUPTED = "interrupted.keras"
 METRICS = "metrics"  # metrics.json and metrics.md
 
 
-class RunError(ValueError):
+class RunError(FileError):
     """A run folder or an output path that cannot be used, with the fix."""
-
-
-def umask():
-    """The process's umask (read by setting it and setting it back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _explain_os_error(path, error):
-    reason = error.strerror or str(error)
-    if error.errno == errno.ENOSPC:
-        reason += " (free some space and retry; nothing half-written was kept)"
-    return f"Cannot write {os.fspath(path)!r}: {reason}."
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path beside `path`; renamed onto `path` on success.
-
-    On any failure the temporary file is removed and `path` keeps its old
-    content; an `OSError` (disk full, no permission) becomes a `RunError`.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(path)
-    temporary = os.path.join(directory, f".tmp_{os.getpid()}_{name}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except OSError as error:
-        raise RunError(_explain_os_error(path, error)) from error
-    finally:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
-
-
-def atomic_write(path, content):
-    """Writes `content` (str or bytes) to `path` atomically. The file is
-    made by `open`, so it has the umask's mode (`mkstemp` would give 0600)."""
-    mode = "wb" if isinstance(content, bytes) else "w"
-    with atomic_path(path) as temporary:
-        with open(temporary, mode) as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-
-
-def write_json(path, data):
-    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def read_json(path, default=None):
-    """The JSON in `path`, or `default` if there is no such file."""
-    if not os.path.isfile(path):
-        return default
-    try:
-        with open(path) as file:
-            return json.load(file)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RunError(f"{os.fspath(path)!r} is damaged: {error}.") from error
-
-
-def save_model(model, path, **kwargs):
-    """`model.save(path)` through a temporary file and a rename (the temporary
-    name keeps the `.keras` ending Keras reads the format from)."""
-    with atomic_path(path) as temporary:
-        model.save(temporary, **kwargs)
-
-
-def load_model(path, *, compile=True, hint=""):
-    """`keras.models.load_model`, with a clear error for a damaged file."""
-    import keras  # only where a model is loaded
-
-    # Register the custom objects of compiled checkpoints (last.keras).
-    import tfseg.losses  # noqa: F401
-    import tfseg.metrics  # noqa: F401
-    import tfseg.optimizers  # noqa: F401
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise RunError(f"{path!r} does not exist.{hint and ' ' + hint}")
-    try:
-        return keras.models.load_model(path, compile=compile)
-    except Exception as error:  # any failure means a bad file
-        reason = str(error).strip().splitlines()[0][:200] if str(error) else ""
-        raise RunError(
-            f"{path!r} cannot be read: the file is damaged or not a Keras "
-            f"model ({type(error).__name__}: {reason}).{hint and ' ' + hint}"
-        ) from error
 
 
 # --------------------------------------------------------------------------
@@ -187,7 +100,7 @@ def create_run(run_dir, record):
     try:
         os.makedirs(run_dir)
     except OSError as error:
-        raise RunError(_explain_os_error(run_dir, error)) from error
+        raise RunError(explain_os_error(run_dir, error)) from error
     write_json(os.path.join(run_dir, CONFIG), record)
 
 
@@ -238,7 +151,7 @@ def open_run(run_dir):
     path = os.path.join(run_dir, MODEL)
     try:
         return config, load_model(path)
-    except RunError as error:
+    except FileError as error:
         if not read_state(run_dir)["epochs_done"]:
             raise RunError(
                 f"{error} The run has no checkpoint to take the model from: "
@@ -273,12 +186,3 @@ def report_paths(run_dir, name=None):
     """`(json, md)` paths of a report: `metrics.*`, or `metrics_<name>.*`."""
     stem = os.path.join(run_dir, METRICS + (f"_{name}" if name else ""))
     return stem + ".json", stem + ".md"
-
-
-def scratch_dir(parent, prefix):
-    """A new temporary folder in `parent` (made if missing), with the
-    umask's mode (not `mkdtemp`'s 0700: it is renamed into place)."""
-    os.makedirs(parent, exist_ok=True)
-    folder = tempfile.mkdtemp(dir=parent, prefix=prefix)
-    os.chmod(folder, 0o777 & ~umask())
-    return folder

@@ -1,6 +1,6 @@
 """Pictures a person can open: prediction overlays and training curves.
 
-Every picture is written through `tfseg.runs.atomic_path`: a crash never
+Every picture is written through `tfseg.files.atomic_path`: a crash never
 leaves half a PNG.
 """
 
@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from tfseg import runs  # noqa: E402
+from tfseg import files
 from tfseg.metrics import class_names_for  # noqa: E402
 
 # pet: orange, background: none, border: cyan (others: fixed colours)
@@ -82,7 +82,7 @@ def legend_handles(num_classes):
 
 
 def save_figure(figure, path, dpi):
-    with runs.atomic_path(path) as temporary:
+    with files.atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=dpi, format="png")
     plt.close(figure)
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from tfseg.runs import atomic_path
+from tfseg.files import atomic_path
 
 NPZ_FORMAT_VERSION = 1
 
@@ -68,7 +68,7 @@ def export_npz(examples, path):
 
     The file holds `images`, `masks`, `names`, `breed_ids` and `species`
     (original-resolution masks are not exported). It is written to a
-    temporary name and renamed (`tfseg.runs.atomic_path`), so a crash never
+    temporary name and renamed (`tfseg.files.atomic_path`), so a crash never
     leaves a broken file, and it gets the user's umask like any file they
     write (0644 under umask 022).
 

@@ -14,6 +14,7 @@ import os
 import keras
 import numpy as np
 
+from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.data.augment import NUMPY_OPS
 from tfseg.data.augment import jax_ops
 from tfseg.data.class_weights import class_weight_table
@@ -25,7 +26,8 @@ class ArrayBatches(keras.utils.PyDataset):
 
     Args:
         examples: `Examples`, e.g. from `load_npz`.
-        batch_size: examples per batch. Defaults to `16`.
+        batch_size: examples per batch. Defaults to
+            `tfseg.config.DEFAULT_BATCH_SIZE` (16).
         training: shuffle (a new order each epoch, from `seed`) and augment.
             Defaults to `False`.
         augmentation: an `Augmentation`, or `None`. Applied only when
@@ -54,7 +56,7 @@ class ArrayBatches(keras.utils.PyDataset):
     def __init__(
         self,
         examples,
-        batch_size=16,
+        batch_size=DEFAULT_BATCH_SIZE,
         *,
         training=False,
         augmentation=None,

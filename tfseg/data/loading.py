@@ -27,7 +27,7 @@ from tfseg.data.augment import Augmentation
 from tfseg.data.batches import ArrayBatches
 from tfseg.data.layout import check_splits
 from tfseg.data.synthetic import write_synthetic_pets
-from tfseg.runs import scratch_dir
+from tfseg.files import scratch_dir
 
 
 def load_splits(config, splits=SPLITS, progress=True):

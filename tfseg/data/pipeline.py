@@ -25,6 +25,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import DEFAULT_IMAGE_SIZE
 from tfseg.config import RESIZE_MODES
 from tfseg.data.arrays import Examples
@@ -487,7 +488,7 @@ def _cache_path(cache_dir, records, settings):
 
 def make_dataset(
     examples,
-    batch_size=16,
+    batch_size=DEFAULT_BATCH_SIZE,
     *,
     training=False,
     augmentation=None,
@@ -504,7 +505,8 @@ def make_dataset(
     Args:
         examples: `Examples` from `load_examples`, `load_oxford_pet` or
             `load_npz`.
-        batch_size: examples per batch. Defaults to `16`.
+        batch_size: examples per batch. Defaults to
+            `tfseg.config.DEFAULT_BATCH_SIZE` (16).
         training: shuffle (reshuffled every epoch, seeded) and augment.
             Defaults to `False`.
         augmentation: an `Augmentation`, or `None` for no augmentation.

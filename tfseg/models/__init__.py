@@ -3,35 +3,34 @@
 `create_model(name, **kwargs)` builds any registered model; `list_models()`
 lists the names. The builders are plain functions returning functional
 `keras.Model`s; they import only Keras and NumPy, so they run on every Keras
-backend.
+backend. The names live in `tfseg.models.registry` (pure Python); the
+builders load with Keras on first use, so `list_models()` needs no Keras.
 """
 
+import importlib
 import inspect
 
-from tfseg.models.encoders import list_encoders
-from tfseg.models.encoders import valid_unet_output_size
-from tfseg.models.encoders import valid_unet_sizes
-from tfseg.models.fcn import build_fcn
-from tfseg.models.flops import count_macs
-from tfseg.models.mobilenet_unet import build_mobilenet_unet
-from tfseg.models.pix2pix import build_pix2pix
-from tfseg.models.unet import build_unet
-from tfseg.models.unet import predict_tiled
+from tfseg.models.registry import MODELS
+from tfseg.models.registry import list_encoders
+from tfseg.models.registry import list_models
 
-# name -> (builder, arguments fixed by the name)
-_REGISTRY = {
-    "fcn32s": (build_fcn, {"variant": "32s"}),
-    "fcn16s": (build_fcn, {"variant": "16s"}),
-    "fcn8s": (build_fcn, {"variant": "8s"}),
-    "unet": (build_unet, {}),
-    "mobilenet_unet": (build_mobilenet_unet, {}),
-    "pix2pix": (build_pix2pix, {}),
+# Imported on first use (they need Keras).
+_LAZY = {
+    "build_fcn": "tfseg.models.fcn",
+    "build_mobilenet_unet": "tfseg.models.mobilenet_unet",
+    "build_pix2pix": "tfseg.models.pix2pix",
+    "build_unet": "tfseg.models.unet",
+    "predict_tiled": "tfseg.models.unet",
+    "count_macs": "tfseg.models.flops",
+    "valid_unet_output_size": "tfseg.models.encoders",
+    "valid_unet_sizes": "tfseg.models.encoders",
 }
 
 
-def list_models():
-    """Returns the names `create_model` accepts, sorted."""
-    return sorted(_REGISTRY)
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tfseg.models' has no attribute {name!r}")
 
 
 def model_arguments(name):
@@ -94,9 +93,11 @@ def create_model(name, /, **kwargs):
 
 
 def _registry_entry(name):
-    if name not in _REGISTRY:
+    """`(builder, arguments fixed by the name)` of a registered model."""
+    if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}. Available models: {list_models()}.")
-    return _REGISTRY[name]
+    module, builder, fixed = MODELS[name]
+    return getattr(importlib.import_module(module), builder), fixed
 
 
 __all__ = [

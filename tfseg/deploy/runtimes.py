@@ -4,7 +4,7 @@
 (`ai-edge-litert`, or TensorFlow's own where that is what is installed), an
 `.onnx` file with onnxruntime, a SavedModel folder with TensorFlow, or a
 `.keras` file with Keras. What it returns looks like a Keras model to
-`tfseg.evaluate` and `tfseg.predict` (`input_shape`, `output_shape`, and a
+`tfseg.evaluate` and `tfseg.deploy.predict` (`input_shape`, `output_shape`, and a
 call from float images in 0..255 to float32 logits), so exported files are
 scored and used by the very code that scores and uses a run's model.
 
@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from tfseg import files
 from tfseg import runs
 
 # The sidecar of an exported file: beside a file, inside a SavedModel folder.
@@ -51,7 +52,7 @@ def sidecar_path(path):
 
 def read_metadata(path):
     """The sidecar of an exported model, or `{}` where there is none."""
-    return runs.read_json(sidecar_path(path), default={})
+    return files.read_json(sidecar_path(path), default={})
 
 
 class DeployedModel:
@@ -247,7 +248,7 @@ class KerasFileModel(DeployedModel):
         del threads
         import keras
 
-        self.model = runs.load_model(path, compile=False)
+        self.model = files.load_model(path, compile=False)
         super().__init__(
             path,
             "keras",

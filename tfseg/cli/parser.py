@@ -1,46 +1,33 @@
-"""`tfseg COMMAND`: the command line. It parses, then calls the library.
+"""The flags of every `tfseg` command, built without importing Keras.
 
-    tfseg train --model unet --data-dir DIR        (train_pet.py is the same)
-    tfseg evaluate RUN_DIR [--data-dir DIR]        (or an exported FILE)
-    tfseg predict RUN_DIR my_cat.jpg --out preds/  (or an exported FILE)
-    tfseg export RUN_DIR --format savedmodel|tflite|onnx [--quantize int8]
-    tfseg demo RUN_DIR                              (a local web page)
-    tfseg compare --models fcn8s,unet,mobilenet_unet --data-dir DIR
-    tfseg verify-data DIR
-    tfseg export-data --data-dir DIR --image-size 128 --out pets.npz
-
-Nothing heavy is imported to parse: `--help` and argument errors answer at
-once, and Keras and TensorFlow load only when a command runs. TensorFlow's
-C++ start-up lines are hidden unless `--verbose` (or your own
-`TF_CPP_MIN_LOG_LEVEL`) asks for them.
+The flags of `tfseg train` are built from `TrainConfig`'s fields, one flag
+each (`add_train_arguments`); `tfseg compare` takes the shared ones
+(`config.COMPARE_SETTINGS`) through the same function. Every default and
+choice comes from `tfseg.config`, the model and encoder names from
+`tfseg.models.registry`, the export choices from `tfseg.deploy.export`.
 """
 
 import argparse
-import contextlib
 import dataclasses
 import json
-import os
-import sys
-import time
 
-from tfseg import config as settings
+from tfseg import config
+from tfseg.cli import commands
 from tfseg.config import TrainConfig
-from tfseg.console import filtered_stderr
+from tfseg.models.registry import list_encoders
+from tfseg.models.registry import list_models
 
 EPILOG = "Run `tfseg COMMAND --help` for the flags of a command."
-# Exit codes: 1 = the command ran but part of its work failed (e.g. some
-# images unreadable); 2 = nothing done, the input cannot work.
-PARTIAL_FAILURE = 1
-USAGE_ERROR = 2
 
 # Help of the train flags; every TrainConfig field has a flag.
 TRAIN_HELP = {
     "recipe": "tfseg (the best found, docs/BENCHMARKS.md) or tutorial (the "
     "TensorFlow tutorial's settings); flags given override the recipe's",
-    "model": "fcn32s, fcn16s, fcn8s, unet, mobilenet_unet or pix2pix",
+    "model": ", ".join(list_models()),
     "model_args": "builder argument KEY=VALUE (value read as JSON), repeatable",
-    "encoder": "unet, vgg16, resnet50 or mobilenet_v2 (default: the model's)",
-    "alpha": "MobileNetV2 width multiplier (default: 0.5)",
+    "encoder": f"{', '.join(list_encoders())} (default: the model's)",
+    "alpha": "MobileNetV2 width multiplier (default: "
+    f"{config.DEFAULT_MOBILENET_ALPHA})",
     "encoder_lr_scale": "the pretrained encoder's learning rate as a fraction "
     "of the decoder's",
     "schedule": "cosine (decay after the warm-up) or constant",
@@ -70,11 +57,11 @@ TRAIN_HELP = {
     "host_timeout": "seconds to wait for every host to join",
 }
 TRAIN_CHOICES = {
-    "recipe": tuple(settings.RECIPES),
-    "schedule": settings.SCHEDULES,
-    "loss": settings.LOSS_NAMES,
-    "precision": settings.PRECISIONS,
-    "strategy": settings.STRATEGIES,
+    "recipe": tuple(config.RECIPES),
+    "schedule": config.SCHEDULES,
+    "loss": config.LOSS_NAMES,
+    "precision": config.PRECISIONS,
+    "strategy": config.STRATEGIES,
 }
 TRAIN_METAVARS = {
     "model_args": "KEY=VALUE",
@@ -91,34 +78,47 @@ TRAIN_METAVARS = {
 }
 
 
-def add_train_arguments(parser):
-    """One flag per `TrainConfig` field, without defaults in the namespace
-    (`argparse.SUPPRESS`): the parsed flags are those the user gave."""
-    defaults = TrainConfig()
+def add_train_arguments(parser, names=None, defaults=None):
+    """One flag per `TrainConfig` field (those in `names`, where given).
+
+    Without `defaults`, the namespace holds only the flags the user gave
+    (`argparse.SUPPRESS`): what `--resume` compares. With `defaults`
+    (`{field: value}` over `TrainConfig`'s, as `compare` has), every flag
+    is in the namespace, with its default where not given.
+    """
+    base = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         name = field.name
-        default = getattr(defaults, name)
+        if names is not None and name not in names:
+            continue
+        default = getattr(base, name)
+        if defaults is not None:
+            default = defaults.get(name, default)
         help_text = TRAIN_HELP.get(name, "")
         if name == "augment":
             help_text = "turn off augmentation of the training split (default: on)"
         elif "default" not in help_text and not isinstance(default, (list, dict)):
             shown = f"default: {default}"
             help_text = f"{help_text} ({shown})" if help_text else shown
-        options = dict(dest=name, default=argparse.SUPPRESS, help=help_text)
+        options = dict(
+            dest=name,
+            default=argparse.SUPPRESS if defaults is None else default,
+            help=help_text,
+        )
         if name == "augment":
             parser.add_argument("--no-augment", action="store_false", **options)
         elif field.type is bool:
-            parser.add_argument(settings.flag(name), action="store_true", **options)
+            parser.add_argument(config.flag(name), action="store_true", **options)
         elif name == "model_args":
             parser.add_argument(
                 "--model-arg", action="append", type=parse_model_arg, **options
             )
         elif name == "class_weights":
-            parser.add_argument(settings.flag(name), type=float, nargs="+", **options)
+            parser.add_argument(config.flag(name), type=float, nargs="+", **options)
         else:
             kind = {"int": int, "float": float}.get(_type_name(field.type), str)
             parser.add_argument(
-                settings.flag(name),
+                config.flag(name),
                 type=kind,
                 choices=TRAIN_CHOICES.get(name),
                 metavar=TRAIN_METAVARS.get(name),
@@ -129,8 +129,8 @@ def add_train_arguments(parser):
 def add_tta_argument(parser, where=""):
     parser.add_argument(
         "--tta",
-        choices=("none", "flip"),
-        default="none",
+        choices=config.TTA_MODES,
+        default=config.TTA_MODES[0],
         help="flip: average the logits of each image and of its mirror (two "
         f"passes) {where}".strip(),
     )
@@ -151,102 +151,8 @@ def parse_model_arg(item):
         return key, value
 
 
-def train_config(args):
-    """`(TrainConfig, names of the settings given)` from parsed train flags."""
-    given = {
-        field.name: getattr(args, field.name)
-        for field in dataclasses.fields(TrainConfig)
-        if hasattr(args, field.name)
-    }
-    if "model_args" in given:
-        given["model_args"] = dict(given["model_args"])
-    if "class_weights" in given:
-        given["class_weights"] = tuple(given["class_weights"])
-    return TrainConfig.for_recipe(**given), set(given)
-
-
-def run_train(args):
-    from tfseg.training import train  # imports Keras
-
-    config, given = train_config(args)
-    train(config, explicit=given, started=args.started)
-
-
-def run_verify_data(args):
-    from tfseg.data.verify import verify_folder
-
-    return PARTIAL_FAILURE if verify_folder(args.directory) else 0
-
-
-def run_export_data(args):
-    from tfseg.data.loading import export_splits  # TensorFlow
-
-    config = TrainConfig(
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        binary=args.binary,
-        max_examples=args.max_examples,
-        skip_bad=args.skip_bad,
-    )
-    config.validate()
-    export_splits(config, args.split, args.out, resize_mode=args.resize_mode)
-
-
-def run_evaluate(args):
-    from tfseg.evaluate import evaluate_run
-
-    evaluate_run(
-        args.path,
-        data_dir=args.data_dir,
-        data_npz=args.data_npz,
-        out=args.out,
-        skip_bad=args.skip_bad,
-        model_file=args.model,
-        image_size=args.image_size,
-        tta=args.tta,
-    )
-
-
-def run_predict(args):
-    from tfseg.predict import predict_files
-
-    failed = predict_files(args.path, args.images, args.out, tta=args.tta)
-    return PARTIAL_FAILURE if failed else 0
-
-
-def run_export(args):
-    from tfseg.export import export_run
-
-    export_run(
-        args.run_dir,
-        args.format,
-        args.out,
-        quantize=args.quantize,
-        output=args.output,
-        data_dir=args.data_dir,
-        data_npz=args.data_npz,
-        calibration_images=args.calibration_images,
-    )
-
-
-def run_demo(args):
-    from tfseg.demo import serve  # Gradio and Keras load when it starts
-
-    serve(args.source, host=args.host, port=args.port)
-
-
-def run_compare(args):
-    from tfseg.compare import compare
-
-    rows = compare(args)
-    return 0 if any(row["status"] == "ok" for row in rows) else PARTIAL_FAILURE
-
-
 def build_parser():
-    from tfseg import compare  # its flags; imports no Keras
-    from tfseg import export as exporting  # its choices; imports no Keras
+    from tfseg.deploy import export  # its choices; imports no Keras
 
     common = argparse.ArgumentParser(add_help=False)
     verbose_help = "show TensorFlow's own start-up and C++ log lines"
@@ -261,22 +167,26 @@ def build_parser():
         epilog=EPILOG,
     )
     parser.add_argument("--verbose", action="store_true", help=verbose_help)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, handler, help_text, **kwargs):
-        sub = commands.add_parser(
+        sub = subparsers.add_parser(
             name, help=help_text, description=help_text, parents=[common], **kwargs
         )
         sub.set_defaults(handler=handler)
         return sub
 
     add_train_arguments(
-        command("train", run_train, "train a model, evaluate it, write a run folder")
+        command(
+            "train",
+            commands.run_train,
+            "train a model, evaluate it, write a run folder",
+        )
     )
 
     evaluate = command(
         "evaluate",
-        run_evaluate,
+        commands.run_evaluate,
         "score a run's model, or an exported file, on a test split",
     )
     evaluate.add_argument(
@@ -314,7 +224,7 @@ def build_parser():
         evaluate, "(written to metrics_tta-flip.json: the plain report stays)"
     )
 
-    predict = command("predict", run_predict, "segment your own images")
+    predict = command("predict", commands.run_predict, "segment your own images")
     predict.add_argument(
         "path", metavar="RUN_DIR_OR_FILE", help="a run folder or an exported model"
     )
@@ -324,116 +234,126 @@ def build_parser():
     )
     add_tta_argument(predict)
 
-    export = command("export", run_export, "export a run's model")
-    export.add_argument("run_dir")
-    export.add_argument("--format", required=True, choices=list(exporting.FORMATS))
-    export.add_argument("--out", help="output path (default: in the run folder)")
-    export.add_argument(
+    exporting = command("export", commands.run_export, "export a run's model")
+    exporting.add_argument("run_dir")
+    exporting.add_argument("--format", required=True, choices=list(export.FORMATS))
+    exporting.add_argument("--out", help="output path (default: in the run folder)")
+    exporting.add_argument(
         "--quantize",
         default="none",
-        choices=exporting.QUANTIZE_MODES,
+        choices=export.QUANTIZE_MODES,
         help="TFLite only: float16 or dynamic-range weights, or full-integer "
         "int8 (uint8 pixels in) calibrated on the run's training split "
         "(default: none, float32)",
     )
-    export.add_argument(
+    exporting.add_argument(
         "--output",
         default="logits",
-        choices=exporting.OUTPUTS,
+        choices=export.OUTPUTS,
         help="TFLite only: argmax gives uint8 class ids (default: logits)",
     )
-    calibration = export.add_mutually_exclusive_group()
+    calibration = exporting.add_mutually_exclusive_group()
     calibration.add_argument(
         "--data-dir",
         help="int8: read the run's training split from this folder (when its "
         "own source is not here)",
     )
     calibration.add_argument("--data-npz", metavar="FILE", help="or these exports")
-    export.add_argument(
+    exporting.add_argument(
         "--calibration-images",
         type=int,
-        default=exporting.CALIBRATION_IMAGES,
+        default=export.CALIBRATION_IMAGES,
         metavar="N",
         help="int8: training images to calibrate on (default: "
-        f"{exporting.CALIBRATION_IMAGES}, fewer if the split is smaller)",
+        f"{export.CALIBRATION_IMAGES}, fewer if the split is smaller)",
     )
 
     demo = command(
         "demo",
-        run_demo,
+        commands.run_demo,
         'a local web page that segments your photos (pip install "tfseg[demo]")',
     )
     demo.add_argument("source", metavar="RUN_DIR_OR_EXPORTED_FILE")
     demo.add_argument(
         "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1, this machine only)",
+        default=config.DEMO_HOST,
+        help=f"address to listen on (default: {config.DEMO_HOST}, this machine only)",
     )
-    demo.add_argument("--port", type=int, default=7860, help="(default: 7860)")
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=config.DEMO_PORT,
+        help=f"(default: {config.DEMO_PORT})",
+    )
 
-    compare.add_arguments(
-        command("compare", run_compare, "train and compare several models")
+    add_compare_arguments(
+        command("compare", commands.run_compare, "train and compare several models")
     )
 
     verify = command(
-        "verify-data", run_verify_data, "check a dataset folder, name every broken file"
+        "verify-data",
+        commands.run_verify_data,
+        "check a dataset folder, name every broken file",
     )
     verify.add_argument("directory", help="folder in the official archive layout")
 
     export_data = command(
         "export-data",
-        run_export_data,
+        commands.run_export_data,
         "write preprocessed splits to .npz (trains on any backend, no TensorFlow)",
     )
-    export_data.add_argument("--data-dir", help="dataset folder; default: TFDS")
+    add_train_arguments(export_data, names=config.EXPORT_DATA_SETTINGS, defaults={})
     export_data.add_argument(
-        "--split", nargs="+", default=list(settings.SPLITS), choices=settings.SPLITS
+        "--split", nargs="+", default=list(config.SPLITS), choices=config.SPLITS
     )
     export_data.add_argument(
-        "--image-size", type=int, default=settings.DEFAULT_IMAGE_SIZE
+        "--resize-mode", default=config.RESIZE_MODES[0], choices=config.RESIZE_MODES
     )
-    export_data.add_argument(
-        "--val-fraction", type=float, default=TrainConfig.val_fraction
-    )
-    export_data.add_argument("--seed", type=int, default=TrainConfig.seed)
-    export_data.add_argument("--binary", action="store_true")
-    export_data.add_argument(
-        "--resize-mode", default=settings.RESIZE_MODES[0], choices=settings.RESIZE_MODES
-    )
-    export_data.add_argument("--max-examples", type=int)
-    export_data.add_argument("--skip-bad", action="store_true")
     export_data.add_argument(
         "--out", required=True, help="output .npz (one per split: FILE_SPLIT.npz)"
     )
     return parser
 
 
-QUIET = "TFSEG_QUIET_TENSORFLOW"  # set where tfseg, not the user, set the level
+def _comma_list(text):
+    return [item for item in text.split(",") if item]
 
 
-def wants_quiet(verbose):
-    """Whether to hide TensorFlow's C++ log lines and native libraries'
-    noise: unless `--verbose`, or the user set `TF_CPP_MIN_LOG_LEVEL`. Sets
-    the level for this process and those it starts (compare's trainings)."""
-    user_level = "TF_CPP_MIN_LOG_LEVEL" in os.environ and not os.environ.get(QUIET)
-    if verbose or user_level:
-        return False
-    os.environ.update({"TF_CPP_MIN_LOG_LEVEL": "3", QUIET: "1"})
-    return True
-
-
-def main(argv=None):
-    """Runs one command; returns its exit code (0, 1 partial, 2 unusable)."""
-    started = time.monotonic()  # a time budget counts from here (imports too)
-    args = build_parser().parse_args(argv)
-    args.started = started
-    quiet = wants_quiet(args.verbose)
-    with filtered_stderr() if quiet else contextlib.nullcontext():
-        try:
-            return args.handler(args) or 0
-        except (ValueError, RuntimeError, OSError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return USAGE_ERROR
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+def add_compare_arguments(parser):
+    """The flags of `tfseg compare`: its own, and the train settings every
+    model shares (`config.COMPARE_SETTINGS`), built as train's are."""
+    parser.add_argument(
+        "--models",
+        type=_comma_list,
+        required=True,
+        help=f"comma-separated, of {','.join(list_models())}; MODEL:ENCODER "
+        "for one pair",
+    )
+    parser.add_argument(
+        "--encoders",
+        type=_comma_list,
+        help="cross models that take an encoder with these "
+        f"({','.join(list_encoders())})",
+    )
+    add_train_arguments(
+        parser, names=config.COMPARE_SETTINGS, defaults=config.COMPARE_DEFAULTS
+    )
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="MODEL:KEY=VALUE",
+        help="builder argument for one model",
+    )
+    parser.add_argument("--output-dir", default="comparison")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the models already done, continue the others",
+    )
+    parser.add_argument(
+        "--train-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="the rest goes to every `tfseg train`",
+    )

@@ -148,7 +148,7 @@ class SegmentationAdamW(keras.optimizers.AdamW):
 
     def finalize_variable_values(self, var_list):
         """Keeps the trained weights: the average is swapped in only to
-        validate and to write `best.keras` (see `tfseg.callbacks`)."""
+        validate and to write `best.keras` (see `tfseg.train.callbacks`)."""
 
     def get_config(self):
         config = super().get_config()

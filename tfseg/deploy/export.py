@@ -24,6 +24,7 @@ import datetime
 import os
 import tempfile
 
+from tfseg import files
 from tfseg import runs
 
 # --format: (Keras's `model.export` format, default name in the run folder)
@@ -91,7 +92,7 @@ def export_run(
         calibration_images: how many training images calibrate an int8
             export.
     """
-    from tfseg.deployed import sidecar_path
+    from tfseg.deploy.runtimes import sidecar_path
 
     check_options(export_format, quantize, output)
     if calibration_images < 1:
@@ -115,7 +116,7 @@ def export_run(
         )
     if export_format == "tflite":
         content = tflite_model(model, quantize, output, calibration)
-        with runs.atomic_path(out) as temporary:
+        with files.atomic_path(out) as temporary:
             with open(temporary, "wb") as file:
                 file.write(content)
     else:
@@ -123,7 +124,7 @@ def export_run(
     metadata = describe_export(
         run_dir, config, model, export_format, quantize, output, calibration
     )
-    runs.write_json(sidecar_path(out), metadata)
+    files.write_json(sidecar_path(out), metadata)
     size = file_size(out)
     print(
         f"exported {export_format}"

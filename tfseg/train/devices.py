@@ -7,7 +7,7 @@ import platform
 
 import keras
 
-from tfseg import hosts
+from tfseg.train import hosts
 
 
 def describe_devices():
@@ -83,7 +83,7 @@ def make_strategy(name, devices):
 
     `"auto"` mirrors over the local GPUs when there are several; on JAX,
     several devices get `keras.distribution.DataParallel` instead (set by
-    `tfseg.hosts.connect` already across several hosts).
+    `tfseg.train.hosts.connect` already across several hosts).
     """
     gpus = [device for device in devices if device["kind"] == "GPU"]
     backend = keras.backend.backend()

@@ -13,8 +13,7 @@ import collections
 import os
 import sys
 
-import numpy as np
-
+from tfseg import files
 from tfseg import runs
 from tfseg.progress import Progress
 
@@ -37,17 +36,6 @@ def output_stems(paths):
         seen[name] += 1
         unique.append(name if named.count(name) == 1 else f"{name}_{seen[name]}")
     return unique
-
-
-def read_image(path):
-    """uint8 RGB `(h, w, 3)` of an image file; `ValueError` if unreadable."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as picture:
-            return np.asarray(picture.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{path}: cannot be read as an image ({error})") from error
 
 
 def prepare_output_dir(out):
@@ -73,9 +61,10 @@ def predict_files(model_path, paths, out, tta="none"):
     from PIL import Image
 
     from tfseg import visualize
-    from tfseg.deployed import load_run_or_model
-    from tfseg.evaluate import check_tta
-    from tfseg.evaluate import segment
+    from tfseg.deploy.runtimes import load_run_or_model
+    from tfseg.inference import check_tta
+    from tfseg.inference import read_image
+    from tfseg.inference import segment
     from tfseg.metrics import class_names_for
 
     prepare_output_dir(out)
@@ -101,7 +90,7 @@ def predict_files(model_path, paths, out, tta="none"):
             ),
         }
         for target, picture in written.items():
-            with runs.atomic_path(target) as temporary:
+            with files.atomic_path(target) as temporary:
                 picture.save(temporary, format="PNG")
         print(f"{path} -> {stem}_mask.png, _colour.png, _overlay.png")
     progress.done()

@@ -1,18 +1,34 @@
-"""The callbacks of a training run: checkpoints after each epoch, the run's
-clock and its time budget."""
+"""The time budget of a run (`--time-budget MIN`), in one place.
+
+A budgeted run's length is planned in three moves, all by host 0's clock
+so that several hosts decide together:
+
+1. the first `CALIBRATION_EPOCHS` epochs are timed (the first compiles);
+2. `plan_epochs` sets the run's length to the epochs that fit in what is
+   left of the budget (less `BUDGET_SLACK`) after the test report (timed
+   from validation's pace, `EpochTimer.report_estimate`), and the
+   learning-rate schedule is made to end there;
+3. after each later epoch, `EpochTimer.follow_pace` moves that end to what
+   the recent pace fits (the median of the last five epochs, the compiling
+   one left out): earlier when epochs slow down, later when they speed up,
+   never past `--epochs`.
+
+Before a plan exists (no budget fitted yet, or a resumed process's first
+epoch), `EpochTimer` stops at the end of an epoch when another epoch and
+the test report would not fit. The wall clock (`RunClock`) counts from the
+command's start, imports included, and carries over a resume.
+"""
 
 import math
-import os
-import shutil
 import time
 
 import keras
 
-from tfseg import hosts
-from tfseg import runs
-from tfseg.config import MONITOR
-from tfseg.modeling import inner_optimizer
+from tfseg.train import hosts
 
+# With `--time-budget`, epochs timed before the run's length is planned: the
+# first (which compiles) and one at full pace.
+CALIBRATION_EPOCHS = 2
 # The test report at the end of a run scores each test image twice (at the
 # training size, and resized to its own size) and draws two figures: about
 # this many times the validation time of as many images, plus this many
@@ -37,76 +53,13 @@ class RunClock:
         return self.before + time.monotonic() - self.started
 
 
-class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch: `last.keras`, `best.keras` when better, `state.json`
-    (in that order, so the state never names an epoch not on disk).
-
-    With a weight average (`--ema`), `last.keras` holds the trained weights
-    and the average in its optimizer (it resumes exactly), and `best.keras`
-    the average, which is what validation scored.
-    """
-
-    def __init__(self, run_dir, state, clock=None):
-        super().__init__()
-        self.run_dir = run_dir
-        self.state = state
-        self.clock = clock
-        self.seconds = 0.0  # the last checkpoint's time
-
-    def on_epoch_end(self, epoch, logs=None):
-        began = time.perf_counter()
-        score = (logs or {}).get(MONITOR)
-        improved = score is not None and score > self.state.get("best_score", -math.inf)
-        last = os.path.join(self.run_dir, runs.LAST)
-        runs.save_model(self.model, last)
-        if improved:
-            best = os.path.join(self.run_dir, runs.BEST)
-            if uses_ema(self.model):
-                with AveragedWeights(self.model):
-                    runs.save_model(self.model, best)
-            else:  # the same model: a copy is cheaper than saving it again
-                with runs.atomic_path(best) as temporary:
-                    shutil.copyfile(last, temporary)
-            self.state.update(best_score=float(score), best_epoch=epoch + 1)
-        self.state["epochs_done"] = epoch + 1
-        if self.clock is not None:
-            self.state["seconds"] = round(self.clock.elapsed(), 3)
-        runs.write_json(os.path.join(self.run_dir, runs.STATE), self.state)
-        self.seconds = time.perf_counter() - began
-
-
-def uses_ema(model):
-    if getattr(model, "optimizer", None) is None:
-        return False
-    return bool(getattr(inner_optimizer(model), "use_ema", False))
-
-
-class AveragedWeights:
-    """`with AveragedWeights(model):` the model holds its optimizer's
-    weight average inside the block (nothing changes without `--ema`)."""
-
-    def __init__(self, model):
-        self.swap = None
-        if uses_ema(model):
-            self.swap = keras.callbacks.SwapEMAWeights()
-            self.swap.set_model(model)
-
-    def __enter__(self):
-        if self.swap:
-            self.swap._swap_variables()  # Keras's swap, tf.distribute-aware
-
-    def __exit__(self, *exc_info):
-        if self.swap:
-            self.swap._swap_variables()
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Adds `epoch_seconds` to the logs (so to history.csv) and times
     validation; keeps a time budget (decisions by host 0's clock, so that
     several hosts decide together):
 
     - once the run's length is planned (`planned`), after each epoch it
-      moves the plan's end, through `shorten(epochs)`, to what the recent
+      moves the plan's end, through `on_replan(epochs)`, to what the recent
       pace fits, so the schedule still ends, decayed, at the last epoch that
       fits;
     - before that, it stops at the end of an epoch when the next epoch and
@@ -117,15 +70,16 @@ class EpochTimer(keras.callbacks.Callback):
         budget_minutes: the whole run's budget, or `None`.
         images: `{split: images}` of the run (to foresee the test report's
             time from validation's).
-        shorten: called with the new number of epochs when the plan moves.
+        on_replan: called with the new number of epochs when the plan's
+            end moves (either way).
     """
 
-    def __init__(self, clock=None, budget_minutes=None, images=None, shorten=None):
+    def __init__(self, clock=None, budget_minutes=None, images=None, on_replan=None):
         super().__init__()
         self.clock = clock or RunClock({})
         self.budget = budget_minutes * 60 if budget_minutes else None
         self.images = images or {}
-        self.shorten = shorten
+        self.on_replan = on_replan
         self.planned = None
         self.cap = None  # the most epochs a plan may have (`--epochs`)
         self.epochs_done = None
@@ -158,7 +112,7 @@ class EpochTimer(keras.callbacks.Callback):
             return
         if self.planned is not None and len(self.periods) >= 2:
             # Also at the last epoch fit was given: the plan may move past it.
-            self.keep_plan(epoch + 1)
+            self.follow_pace(epoch + 1)
             if epoch + 1 >= self.planned:
                 self.model.stop_training = True
             return
@@ -184,7 +138,7 @@ class EpochTimer(keras.callbacks.Callback):
         left -= self.report_estimate()
         return done + max(math.floor(left / period), 0)
 
-    def keep_plan(self, done):
+    def follow_pace(self, done):
         """Moves the plan's end to what the recent pace (the median of the
         last five epochs, the one that compiled left out) fits: earlier when
         epochs slow down, later when they speed up (at most `cap`)."""
@@ -202,8 +156,8 @@ class EpochTimer(keras.callbacks.Callback):
             f"{'slowed' if slower else 'sped up'}; the run (and its learning-rate "
             f"schedule) now ends at epoch {self.planned}"
         )
-        if self.shorten:
-            self.shorten(self.planned)
+        if self.on_replan:
+            self.on_replan(self.planned)
 
     def report_estimate(self):
         """Seconds the test report will take, from validation's pace (the
@@ -218,3 +172,36 @@ class EpochTimer(keras.callbacks.Callback):
         else:
             return REPORT_SECONDS
         return REPORT_FACTOR * per_image * self.images.get("test", 0) + REPORT_SECONDS
+
+
+def needs_plan(config, state):
+    """Whether the run's length is still to be planned for its time budget
+    (`state` is `state.json`'s, which records the plan once made)."""
+    return bool(config.time_budget) and "fitted_epochs" not in state
+
+
+def plan_epochs(config, timer, period, stopped, cap=None):
+    """The run's length in epochs: those done, and as many more epochs of
+    `period` seconds as fit in the budget's minutes left after the test
+    report (none if `stopped`; at most `cap`, the `--epochs` given)."""
+    done = timer.epochs_done  # the timed epochs have ended
+    reserve = timer.report_estimate()
+    more = 0 if stopped else timer.epochs_that_fit(done, period) - done
+    more = hosts.first_host(more)  # every host trains as many epochs
+    epochs = done + more
+    if cap:
+        epochs = min(epochs, cap)
+    if more == 0:
+        print(
+            f"time budget of {config.time_budget:g} min: no time for more "
+            f"epochs after {done} (an epoch takes {period:.1f} s, the test "
+            f"report about {reserve:.0f} s), so the learning rate did not "
+            "decay; give more minutes for a better model"
+        )
+    else:
+        print(
+            f"time budget of {config.time_budget:g} min: {epochs} epochs fit "
+            f"({period:.1f} s an epoch, about {reserve:.0f} s for the test "
+            f"report); the learning-rate schedule now ends at epoch {epochs}"
+        )
+    return epochs

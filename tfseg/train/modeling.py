@@ -21,7 +21,7 @@ from tfseg.models import create_model
 from tfseg.models import encoders
 from tfseg.models import model_arguments
 from tfseg.models import model_defaults
-from tfseg.optimizers import SegmentationAdamW
+from tfseg.train.optimizer import SegmentationAdamW
 
 
 def with_recipe_defaults(config):
@@ -96,17 +96,19 @@ def configured_encoder(config):
     return config.encoder or model_defaults(config.model).get("encoder")
 
 
-def schedule_steps(config, steps_per_epoch):
-    """`(warmup_steps, total_steps)` of `config.epochs` epochs."""
-    total_steps = max(config.epochs * steps_per_epoch, 1)
+def schedule_steps(config, steps_per_epoch, epochs=None):
+    """`(warmup_steps, total_steps)` of `epochs` epochs (`config.epochs`
+    where not given)."""
+    epochs = config.epochs if epochs is None else epochs
+    total_steps = max(epochs * steps_per_epoch, 1)
     warmup_steps = min(int(config.warmup_epochs * steps_per_epoch), total_steps - 1)
     return warmup_steps, total_steps
 
 
-def make_schedule(config, steps_per_epoch):
-    """Linear warm-up, then cosine decay to 1% over `config.epochs`: the
-    schedule of runs made before `SegmentationAdamW`, kept to resume them."""
-    warmup_steps, total_steps = schedule_steps(config, steps_per_epoch)
+def make_schedule(config, steps_per_epoch, epochs=None):
+    """Linear warm-up, then cosine decay to 1% over `epochs`: the schedule
+    of runs made before `SegmentationAdamW`, kept to resume them."""
+    warmup_steps, total_steps = schedule_steps(config, steps_per_epoch, epochs)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup_steps else config.learning_rate,
         decay_steps=total_steps - warmup_steps,
@@ -168,11 +170,12 @@ def inner_optimizer(model):
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
-def set_schedule_length(model, config, steps_per_epoch):
-    """Makes a compiled model's schedule end after `config.epochs` epochs
-    (a resumed run extended, or a time budget fitted)."""
+def set_schedule_length(model, config, steps_per_epoch, epochs=None):
+    """Makes a compiled model's schedule end after `epochs` epochs
+    (`config.epochs` where not given: a resumed run extended, or a time
+    budget's plan)."""
     optimizer = inner_optimizer(model)
     if isinstance(optimizer, SegmentationAdamW):
-        optimizer.set_total_steps(schedule_steps(config, steps_per_epoch)[1])
+        optimizer.set_total_steps(schedule_steps(config, steps_per_epoch, epochs)[1])
     else:  # a run made by an earlier tfseg
-        optimizer.learning_rate = make_schedule(config, steps_per_epoch)
+        optimizer.learning_rate = make_schedule(config, steps_per_epoch, epochs)

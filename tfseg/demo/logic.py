@@ -3,7 +3,7 @@
     tfseg demo runs/20261126-074123_mobilenet_unet      # http://127.0.0.1:7860
     tfseg demo RUN_DIR --host 0.0.0.0 --port 8080       # reachable from others
 
-The page (Gradio, `pip install "tfseg[demo]"`; `tfseg.demo_page` builds it)
+The page (Gradio, `pip install "tfseg[demo]"`; `tfseg.demo.page` builds and serves it)
 shows, for a JPEG or PNG of any size, grayscale or RGBA, the photo with the
 mask painted over it in the colours of `tfseg predict` (with a legend and
 an opacity slider), the mask alone, and the share of pixels of each class;
@@ -14,7 +14,7 @@ runs and is tested without Gradio:
 - `load_for_demo(path)`: the one loader. The model loads once, at start.
 - `read_photo(path)`: an upload, refused from its header alone above
   `MAX_PIXELS` (a 50-megapixel photo is never decoded).
-- `segment_photo` / `render`: `tfseg.evaluate.segment`, the path of
+- `segment_photo` / `render`: `tfseg.inference.segment`, the path of
   `tfseg predict`, then the pictures and the table the page shows.
 
 Analytics and every other call home of Gradio are off; the server listens
@@ -28,8 +28,8 @@ import time
 
 import numpy as np
 
-from tfseg import deployed
 from tfseg import runs
+from tfseg.deploy import runtimes
 
 # Largest photo the page takes, in pixels (24-megapixel cameras fit): a
 # larger one is refused from its header, before decoding. The forward pass
@@ -56,7 +56,7 @@ class DemoModel:
     """A model loaded for the demo, and what the page says about it.
 
     Attributes:
-        model: what `tfseg.evaluate.segment` takes.
+        model: what `tfseg.inference.segment` takes.
         class_names: the name of each class id.
         title: the page's title (the run folder's or the file's name).
         details: `{label: value}` of the configuration shown on the second tab.
@@ -99,7 +99,7 @@ class Segmentation:
 
 def check_source(path):
     """Raises `RunError` unless `path` is a run folder or a model file
-    `tfseg.deployed` runs. Reads no model (no Keras): the command answers a
+    `tfseg.deploy.runtimes` runs. Reads no model (no Keras): the command answers a
     wrong path at once."""
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -107,15 +107,15 @@ def check_source(path):
             f"{path!r} does not exist. Pass a run folder that `tfseg train` made "
             "(runs/<time>_<model>) or a model file that `tfseg export` wrote."
         )
-    if not deployed.is_run(path):
-        deployed.model_kind(path)
+    if not runtimes.is_run(path):
+        runtimes.model_kind(path)
 
 
 def load_for_demo(path):
     """Loads a run folder's model (or an exported model) for the demo.
 
     Args:
-        path: a run folder, or a model file `tfseg.deployed.load_deployed`
+        path: a run folder, or a model file `tfseg.deploy.runtimes.load_deployed`
             runs (what `tfseg export` writes, or a `.keras` file).
 
     Returns:
@@ -131,7 +131,7 @@ def load_for_demo(path):
     >>> segment_photo(demo, "my_cat.jpg").pixels  # doctest: +SKIP
     """
     check_source(path)
-    if deployed.is_run(path):
+    if runtimes.is_run(path):
         return _load_run(path)
     return _load_exported(path)
 
@@ -180,7 +180,7 @@ def _load_run(run_dir):
 def _load_exported(path):
     from tfseg.metrics import class_names_for
 
-    model = deployed.load_deployed(path)
+    model = runtimes.load_deployed(path)
     return DemoModel(
         model=model,
         class_names=tuple(class_names_for(model.output_shape[-1])),
@@ -224,7 +224,7 @@ def read_photo(path, max_pixels=MAX_PIXELS):
     """
     from PIL import Image
 
-    from tfseg.predict import read_image
+    from tfseg.inference import read_image
 
     name = os.path.basename(path)
     try:
@@ -249,7 +249,7 @@ def read_photo(path, max_pixels=MAX_PIXELS):
 
 
 def segment_photo(demo, path):
-    """Reads and segments one photo with `tfseg.evaluate.segment` (the path
+    """Reads and segments one photo with `tfseg.inference.segment` (the path
     of `tfseg predict`); returns a `Segmentation`.
 
     Raises:
@@ -257,8 +257,8 @@ def segment_photo(demo, path):
     """
     from PIL import Image
 
-    from tfseg.evaluate import resize_image
-    from tfseg.evaluate import segment
+    from tfseg.inference import resize_image
+    from tfseg.inference import segment
 
     image = read_photo(path)
     start = time.perf_counter()
@@ -315,54 +315,3 @@ def require_gradio():
             'demo extra: python3 -m pip install "tfseg[demo]" (in a checkout: '
             "python3 -m pip install -r requirements-dev.txt)."
         )
-
-
-def serve(path, host="127.0.0.1", port=7860):
-    """Loads the model once, warms it with one forward pass, and serves the
-    page at `http://host:port` until Ctrl-C.
-
-    Raises:
-        RunError: for a path `load_for_demo` cannot read.
-        ValueError: for a port outside 1..65535.
-        RuntimeError: where Gradio is not installed.
-        OSError: where the port is taken or the address cannot be used.
-    """
-    if not 1 <= port <= 65535:
-        raise ValueError(f"--port must be 1 to 65535; received {port}.")
-    check_source(path)
-    require_gradio()
-    os.environ.update(OFFLINE)  # before Gradio is imported
-    from tfseg.demo_page import build_page
-    from tfseg.evaluate import segment  # Keras
-
-    demo = load_for_demo(path)
-    # The first call of a model sets up its graph: done here, not for the
-    # first visitor.
-    segment(demo.model, np.zeros((64, 64, 3), np.uint8))
-
-    page = build_page(demo)
-    try:
-        page.launch(
-            server_name=host,
-            server_port=port,
-            share=False,
-            quiet=True,
-            prevent_thread_lock=True,
-            max_file_size=MAX_UPLOAD,
-            footer_links=[],
-            run_history=False,
-            enable_monitoring=False,
-        )
-    except OSError as error:  # Gradio's text names its own launch() arguments
-        raise OSError(
-            f"Cannot serve on {host}:{port}: the port is in use, or {host} is not "
-            "an address of this machine. Pass another --port (or --host)."
-        ) from error
-    print(
-        f"tfseg demo of {demo.title}: http://{host}:{port} (Ctrl-C stops it)",
-        flush=True,
-    )
-    try:
-        page.block_thread()
-    finally:
-        page.close()
