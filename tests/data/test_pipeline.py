@@ -14,8 +14,8 @@ from tests.data.palette import palette_examples
 from tfseg import data
 from tfseg.cli import main as cli_main
 from tfseg.data import OxfordPetFolder
+from tfseg.data.decoding import decode_image
 from tfseg.data.layout import Record
-from tfseg.data.pipeline import decode_image
 from tfseg.data.verify import verify_folder
 
 

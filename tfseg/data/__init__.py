@@ -40,8 +40,8 @@ from tfseg.data.synthetic import write_synthetic_pets
 _LAZY = {
     "ArrayBatches": "tfseg.data.batches",
     "Augmentation": "tfseg.data.augment",
-    "DataError": "tfseg.data.pipeline",
-    "inspect_pair": "tfseg.data.pipeline",
+    "DataError": "tfseg.data.decoding",
+    "inspect_pair": "tfseg.data.decoding",
     "load_examples": "tfseg.data.pipeline",
     "make_dataset": "tfseg.data.pipeline",
     "load_oxford_pet": "tfseg.data.sources",

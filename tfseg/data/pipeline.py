@@ -20,216 +20,28 @@ Two stages:
 import hashlib
 import json
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
 
 from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import DEFAULT_IMAGE_SIZE
-from tfseg.config import RESIZE_MODES
 from tfseg.data.arrays import Examples
 from tfseg.data.arrays import export_npz
 from tfseg.data.arrays import load_npz
 from tfseg.data.augment import tf_ops
 from tfseg.data.class_weights import class_weight_table
 from tfseg.data.class_weights import pixel_weights
+from tfseg.data.decoding import STATUS_MESSAGES
+from tfseg.data.decoding import STATUS_OK
+from tfseg.data.decoding import DataError
+from tfseg.data.decoding import check_resize_mode
+from tfseg.data.decoding import decode_image
+from tfseg.data.decoding import inspect_pair
+from tfseg.data.decoding import preprocess
 from tfseg.progress import Progress
 
-JPEG_RATIOS = (1, 2, 4, 8)
 AUTOTUNE = tf.data.AUTOTUNE
-
-# Problems found inside the graph, by status code.
-STATUS_OK = 0
-STATUS_SIZE_MISMATCH = 1
-STATUS_BAD_TRIMAP_VALUES = 2
-STATUS_MESSAGES = {
-    STATUS_SIZE_MISMATCH: "trimap size differs from the image size",
-    STATUS_BAD_TRIMAP_VALUES: "trimap has values outside {1, 2, 3}",
-}
-
-
-class DataError(ValueError):
-    """Bad input data: names each broken file and its problem.
-
-    Attributes:
-        problems: `{name: problem}` of every broken example found.
-    """
-
-    # Enough to list every problem of a damaged copy in one report; beyond
-    # it the folder is likely not the dataset, and verify-data lists all.
-    MAX_SHOWN = 100
-
-    def __init__(self, problems, hint=""):
-        self.problems = dict(problems)
-        shown = sorted(self.problems.items())[: self.MAX_SHOWN]
-        lines = [f"  {name}: {problem}" for name, problem in shown]
-        if len(self.problems) > len(shown):
-            lines.append(
-                f"  ... and {len(self.problems) - len(shown)} more "
-                "(`tfseg verify-data DIR` lists every one)"
-            )
-        super().__init__(
-            f"{len(self.problems)} broken example(s):\n"
-            + "\n".join(lines)
-            + "\nFix or remove these files, or pass skip_bad=True (--skip-bad) "
-            "to leave them out and report them." + (f"\n{hint}" if hint else "")
-        )
-
-
-def decode_image(contents, min_side=None):
-    """Decodes JPEG, PNG, GIF or BMP bytes to uint8 RGB `(h, w, 3)`.
-
-    Grayscale, RGBA, CMYK and palette images all come out as RGB; a GIF gives
-    its first frame. Whatever the file name says, the bytes decide.
-
-    Args:
-        contents: scalar string tensor, the file's bytes.
-        min_side: when set, a JPEG is decoded at 1/2, 1/4 or 1/8 scale
-            (DCT-domain downscaling) as long as both sides stay at least
-            `min_side` px. Defaults to `None` (full size).
-
-    Returns:
-        `(image, original_size)`: the decoded image and the `(height,
-        width)` of the file at full size.
-    """
-    is_jpeg = tf.strings.substr(contents, 0, 3) == b"\xff\xd8\xff"
-
-    def jpeg():
-        size = tf.image.extract_jpeg_shape(contents)[:2]
-        if min_side is None:
-            branch = tf.constant(0)
-        else:
-            fits = [tf.reduce_min(size) >= ratio * min_side for ratio in JPEG_RATIOS]
-            branch = tf.reduce_sum(tf.cast(tf.stack(fits[1:]), tf.int32))
-        decoders = [
-            lambda ratio=ratio: tf.io.decode_jpeg(contents, channels=3, ratio=ratio)
-            for ratio in JPEG_RATIOS
-        ]
-        return tf.switch_case(branch, decoders), size
-
-    def other():
-        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        return image, tf.shape(image)[:2]
-
-    return tf.cond(is_jpeg, jpeg, other)
-
-
-def resize_pair(image, mask, size, mode="stretch"):
-    """Resizes an image and its mask (nearest neighbour) to `size` x `size`.
-
-    Images shrink by area averaging, an antialiasing filter that costs half
-    as much as antialiased bilinear resizing on CPUs, and grow bilinearly.
-
-    Args:
-        image: `(h, w, 3)` image, possibly decoded at a reduced scale.
-        mask: `(H, W, 1)` class mask at the original scale.
-        size: output side.
-        mode: `"stretch"` (ignore the aspect ratio), `"crop"` (short side to
-            `size`, centre crop) or `"pad"` (long side to `size`, centre
-            padding: image 0, mask background). Defaults to `"stretch"`.
-
-    Returns:
-        uint8 image `(size, size, 3)` and uint8 mask `(size, size, 1)`.
-    """
-    if mode == "stretch":
-        target = tf.constant([size, size])
-    else:
-        original = tf.cast(tf.shape(mask)[:2], tf.float32)
-        side = tf.reduce_min(original) if mode == "crop" else tf.reduce_max(original)
-        target = tf.cast(tf.math.ceil(original * size / side), tf.int32)
-        target = tf.maximum(target, 1)
-    shrinking = tf.reduce_all(target <= tf.shape(image)[:2])
-    image = tf.cond(
-        shrinking,
-        lambda: tf.image.resize(image, target, method="area"),
-        lambda: tf.image.resize(image, target, method="bilinear"),
-    )
-    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-    mask = tf.image.resize(mask, target, method="nearest")
-    if mode == "stretch":
-        return image, mask
-    if mode == "crop":
-        return (
-            tf.image.resize_with_crop_or_pad(image, size, size),
-            tf.image.resize_with_crop_or_pad(mask, size, size),
-        )
-    top = (size - target[0]) // 2
-    left = (size - target[1]) // 2
-    paddings = [[top, size - target[0] - top], [left, size - target[1] - left], [0, 0]]
-    return (
-        tf.pad(image, paddings),
-        tf.pad(mask, paddings, constant_values=1),  # background
-    )
-
-
-def trimap_to_mask(trimap, binary=False):
-    """Trimap values 1 (pet), 2 (background), 3 (border) to classes 0, 1, 2.
-
-    With `binary=True`: 0 = pet and border, 1 = background.
-    """
-    mask = trimap - 1
-    if binary:
-        mask = tf.cast(tf.equal(mask, 1), mask.dtype)
-    return mask
-
-
-def preprocess(image, image_size, trimap, size, mode, binary, keep_original):
-    """Checks and resizes one decoded example; never raises on bad values."""
-    trimap = tf.ensure_shape(trimap, [None, None, 1])
-    same_size = tf.reduce_all(tf.equal(image_size, tf.shape(trimap)[:2]))
-    valid_values = tf.reduce_all((trimap >= 1) & (trimap <= 3))
-    status = tf.where(
-        same_size,
-        tf.where(valid_values, STATUS_OK, STATUS_BAD_TRIMAP_VALUES),
-        STATUS_SIZE_MISMATCH,
-    )
-    mask = trimap_to_mask(tf.clip_by_value(trimap, 1, 3), binary)
-    resized_image, resized_mask = resize_pair(image, mask, size, mode)
-    example = {"image": resized_image, "mask": resized_mask, "status": status}
-    if keep_original:
-        example["original_mask"] = mask
-    return example
-
-
-def inspect_pair(image_path, trimap_path):
-    """Checks one image/trimap pair eagerly; returns its problem or `None`.
-
-    The same decoders as the pipeline, run file by file: used by
-    `verify-data` and to name the file behind a failed pipeline run.
-    """
-    for kind, path in (("image", image_path), ("trimap", trimap_path)):
-        if not os.path.isfile(path):
-            return f"{kind} file {path!r} is missing"
-    try:
-        image, image_size = decode_image(tf.io.read_file(image_path))
-    except tf.errors.OpError as error:
-        return f"image {image_path!r} cannot be decoded ({_first_line(error)})"
-    try:
-        trimap = tf.io.decode_png(tf.io.read_file(trimap_path), channels=1)
-    except tf.errors.OpError as error:
-        return f"trimap {trimap_path!r} cannot be decoded ({_first_line(error)})"
-    status = int(
-        preprocess(image, image_size, trimap, 8, "stretch", False, False)["status"]
-    )
-    if status == STATUS_SIZE_MISMATCH:
-        return (
-            f"trimap {trimap_path!r} is {trimap.shape[1]}x{trimap.shape[0]} px but "
-            f"its image is {int(image_size[1])}x{int(image_size[0])} px"
-        )
-    if status == STATUS_BAD_TRIMAP_VALUES:
-        values = np.unique(trimap.numpy()).tolist()
-        return f"trimap {trimap_path!r} has values {values}; expected only 1, 2, 3"
-    return None
-
-
-def _first_line(error):
-    """The decoder's own words, without TensorFlow's op and device names."""
-    message = getattr(error, "message", str(error)).strip().splitlines()[0]
-    message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message)
-    message = re.sub(r"\s*\[Op:\w+\].*$", "", message)
-    return message[:200]
 
 
 def _records_dataset(records):
@@ -304,7 +116,7 @@ def load_examples(
         cache_dir=cache_dir,
         progress=Progress(len(records), "decoding", enabled=progress),
     )
-    return settle({"requested": found}, skip_bad)["requested"]
+    return check_problems({"requested": found}, skip_bad)["requested"]
 
 
 def decode_records(
@@ -353,7 +165,7 @@ def decode_records(
         return example
 
     dataset = _records_dataset(records).map(load, AUTOTUNE).ignore_errors()
-    examples, problems = gather(dataset, progress)
+    examples, problems = read_examples(dataset, progress)
     decoded = set() if examples is None else set(examples.names.tolist())
     for record in records:
         if record.name not in decoded and record.name not in problems:
@@ -371,39 +183,7 @@ def decode_records(
     return examples, problems
 
 
-def check_resize_mode(resize_mode):
-    if resize_mode not in RESIZE_MODES:
-        raise ValueError(
-            f"`resize_mode` must be one of {list(RESIZE_MODES)}; received "
-            f"{resize_mode!r}."
-        )
-
-
-def collect(dataset, skip_bad=False, progress=None):
-    """Runs a decoding dataset once into `Examples`.
-
-    Elements are `preprocess` dicts with `name`, `breed_id` and `species`
-    (and `trimap_path` where known). Examples whose status is not OK are left
-    out and listed in `Examples.skipped`.
-
-    Args:
-        dataset: the decoding `tf.data.Dataset`.
-        skip_bad: leave broken examples out instead of raising. Defaults to
-            `False`.
-        progress: a `tfseg.progress.Progress` to advance per example, or
-            `None` (silent). Defaults to `None`.
-
-    Raises:
-        DataError: if any example is broken and not `skip_bad`, or none is
-            left.
-    """
-    examples, problems = gather(dataset, progress)
-    if progress is not None:
-        progress.done(f"{len(problems)} broken" if problems else "")
-    return settle({"requested": (examples, problems)}, skip_bad)["requested"]
-
-
-def gather(dataset, progress=None):
+def read_examples(dataset, progress=None):
     """Runs a decoding dataset once: `(Examples or None, {name: problem})`.
 
     The examples whose check failed are the problems; `Examples` is `None`
@@ -438,7 +218,7 @@ def gather(dataset, progress=None):
     return examples, problems
 
 
-def settle(found, skip_bad):
+def check_problems(found, skip_bad):
     """One verdict over several splits' `(examples, problems)`.
 
     Args:

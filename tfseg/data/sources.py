@@ -1,7 +1,7 @@
 """Oxford-IIIT Pet from TensorFlow Datasets or from a local folder, as `Examples`.
 
 Either way every requested split is decoded before any problem is reported,
-so a damaged copy is named in one report (`pipeline.settle`), not found one
+so a damaged copy is named in one report (`pipeline.check_problems`), not found one
 round of fixes at a time. Without a folder, TensorFlow Datasets provides the
 data: it downloads the official archives on first use, so before it tries,
 `prepare_tfds` checks for a prepared copy and, when there is none, whether
@@ -19,6 +19,7 @@ import tensorflow as tf
 from tfseg.config import DEFAULT_IMAGE_SIZE
 from tfseg.config import SPLITS
 from tfseg.data import pipeline
+from tfseg.data.decoding import DataError
 from tfseg.data.layout import OxfordPetFolder
 from tfseg.data.layout import check_splits
 from tfseg.data.layout import stratified_split
@@ -113,7 +114,7 @@ def load_oxford_pet(
             found["test"] = _tfds_split(
                 builder, "test", max_examples, keep_original_mask, progress, options
             )
-        settled = pipeline.settle(found, skip_bad)
+        settled = pipeline.check_problems(found, skip_bad)
         return _carve_validation(settled, splits, val_fraction, seed, max_examples)
     folder = OxfordPetFolder(data_dir)
     records, missing = folder.splits(val_fraction=val_fraction, seed=seed)
@@ -134,7 +135,7 @@ def load_oxford_pet(
                 **options,
             )
         found[split] = (examples, {**missing[split], **problems})
-    return pipeline.settle(found, skip_bad)
+    return pipeline.check_problems(found, skip_bad)
 
 
 def _carve_validation(settled, splits, val_fraction, seed, max_examples):
@@ -208,9 +209,9 @@ def _tfds_split(builder, split, max_examples, keep_original_mask, progress, opti
         total if total >= 0 else None, f"decoding {split}", enabled=progress
     )
     try:
-        examples, problems = pipeline.gather(dataset, counter)
+        examples, problems = pipeline.read_examples(dataset, counter)
     except tf.errors.OpError as error:
-        raise pipeline.DataError(
+        raise DataError(
             {f"TFDS {TFDS_NAME} {split}": f"cannot be decoded ({error.message[:200]})"},
             f"The TFDS copy in {builder.data_dir!r} may be damaged: delete it to "
             "download it again.",

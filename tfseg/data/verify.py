@@ -3,7 +3,7 @@
 Checks what training would trip over, all in one report: images without a
 trimap and trimaps without an image, split-list lines that are malformed or
 name missing files, and each image/trimap pair through the pipeline's own
-decoders and checks (`pipeline.inspect_pair`).
+decoders and checks (`decoding.inspect_pair`).
 """
 
 import sys
@@ -36,7 +36,7 @@ def verify_folder(directory, out=None):
     521 image/trimap pairs checked in data/oxford_iiit_pet: 0 problem(s).
     0
     """
-    from tfseg.data.pipeline import inspect_pair  # TensorFlow decoders
+    from tfseg.data.decoding import inspect_pair  # TensorFlow decoders
 
     out = out or sys.stdout
     folder = OxfordPetFolder(directory)

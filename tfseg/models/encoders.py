@@ -5,7 +5,7 @@ the input normalisation its weights expect with a weight-free layer, and
 returns `{stride: feature_map}`, where a feature map of stride `s` has
 `1/s` of the input's height and width. Decoders choose skips by stride and
 never look at layer names: the layer names tapped from `keras.applications`
-live in `tfseg.models.registry.APPLICATION_ENCODERS` (pure Python, so the
+live in `tfseg.models.applications.APPLICATION_ENCODERS` (pure Python, so the
 command line lists them without Keras), and are tested against Keras.
 
 | encoder        | strides           | input normalisation                 |
@@ -29,8 +29,8 @@ import keras
 from keras import layers
 
 from tfseg.models import blocks
-from tfseg.models.registry import APPLICATION_ENCODERS
-from tfseg.models.registry import ENCODER_NAMES
+from tfseg.models.applications import APPLICATION_ENCODERS
+from tfseg.models.applications import ENCODER_NAMES
 
 MOBILENET_V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 

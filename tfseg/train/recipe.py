@@ -32,6 +32,7 @@ import numpy as np
 
 from tfseg import files
 from tfseg import runs
+from tfseg.models.registry import pretrained_encoders
 from tfseg.train import devices
 from tfseg.train import hosts
 from tfseg.train.budget import RunClock
@@ -163,10 +164,10 @@ def load_data(config):
 def make_batches(config, splits, replicas, start):
     """`(train, validation)` batches for the backend in use (validation is
     `None` without a validation split); `replicas` over every host."""
-    from tfseg.data.loading import make_batches as batches_of
+    from tfseg.data import loading  # may need TF
 
     options = dict(replicas=replicas // hosts.count(), initial_epoch=start.epochs_done)
-    train_data = batches_of(
+    train_data = loading.make_batches(
         config,
         splits["train"],
         training=True,
@@ -176,7 +177,9 @@ def make_batches(config, splits, replicas, start):
     )
     val = splits.get("val")
     val_data = (
-        None if val is None else batches_of(config, val, training=False, **options)
+        None
+        if val is None
+        else loading.make_batches(config, val, training=False, **options)
     )
     return train_data, val_data
 
@@ -210,7 +213,7 @@ def set_up_optimizer(model, start, steps):
             f"of a pretrained encoder, but {config.model}'s layers all train "
             f"from scratch here (--encoder-weights {config.encoder_weights}). "
             "Drop the flag, or use ImageNet weights (--encoder-weights imagenet "
-            "with an encoder that has them: mobilenet_v2, vgg16, resnet50)."
+            f"with an encoder that has them: {', '.join(pretrained_encoders())})."
         )
     compile_model(model, config, steps)
 
