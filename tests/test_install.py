@@ -1,13 +1,18 @@
 """The installed `tfseg` command: a wheel in a fresh venv, run from elsewhere.
 
 Not editable and not from the source tree: what a user gets from
-`pip install .` or a wheel. The venv reuses the installed TensorFlow and
-Keras (`--system-site-packages`), so nothing is downloaded.
+`pip install .` or a wheel. The venv sees the packages of the interpreter
+running the tests, whatever it is (the system's, a venv's or conda's), so
+nothing is downloaded: `--system-site-packages` would reach only the base
+interpreter's, not an outer venv's (`outer_packages`).
 """
 
 import os
+import pathlib
+import site
 import subprocess
 import sys
+import sysconfig
 import time
 
 import pytest
@@ -51,12 +56,9 @@ def installed(tmp_path_factory):
         env,
     )
     (wheel,) = (root / "dist").glob("tfseg-*.whl")
-    run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(root / "venv")],
-        root,
-        env,
-    )
+    run([sys.executable, "-m", "venv", str(root / "venv")], root, env)
     python = str(root / "venv" / "bin" / "python")
+    outer_packages(python, env)
     run(
         [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
         root,
@@ -65,6 +67,27 @@ def installed(tmp_path_factory):
     work = root / "work"
     work.mkdir()
     return str(root / "venv" / "bin" / "tfseg"), env, work, python
+
+
+def outer_packages(python, env):
+    """Lets the venv of `python` import the packages of this interpreter.
+
+    A `.pth` file in the venv lists this interpreter's package folders as
+    plain paths: they are appended to `sys.path`, after the venv's own (so
+    the wheel's tfseg comes first), and their own `.pth` files are not run
+    (so an editable install of this checkout stays out).
+    """
+    paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    paths.update(site.getsitepackages() + [site.getusersitepackages()])
+    found = run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        ".",
+        env,
+    )
+    target = pathlib.Path(found.stdout.strip()) / "tfseg_test_outer_packages.pth"
+    target.write_text(
+        "".join(f"{path}\n" for path in sorted(paths) if os.path.isdir(path))
+    )
 
 
 @pytest.mark.slow

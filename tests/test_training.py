@@ -252,18 +252,47 @@ def test_mixed_float16_training_scales_the_loss(tmp_path):
     assert np.isfinite(float(history_rows(run_dir)[0]["loss"]))
 
 
-def test_class_weights_reach_the_loss_as_sample_weights(tmp_path):
-    run_dir = run_main(
-        tmp_path,
-        *small_model_flags("unet"),
-        "--epochs",
-        "1",
-        "--class-weights",
-        "1",
-        "1",
-        "5",
+def test_class_weights_weight_the_loss_of_each_pixel(tmp_path):
+    """`--class-weights` reach the loss through the training batches: the
+    compiled loss of a batch is the mean over pixels of each pixel's class
+    weight times its cross-entropy, computed here by hand."""
+    from tfseg.config import TrainConfig
+    from tfseg.data.loading import load_splits
+    from tfseg.data.loading import make_batches
+    from tfseg.train.modeling import build_model
+    from tfseg.train.modeling import compile_model
+
+    weights = (1.0, 2.0, 5.0)
+    config = TrainConfig(
+        synthetic=8,
+        image_size=32,
+        batch_size=4,
+        loss="ce",
+        class_weights=weights,
+        augment=False,
+        val_fraction=0.0,
+        output_dir=str(tmp_path),
+        model="unet",
+        model_args={"base_filters": 4, "depth": 2},
+        encoder_weights="none",
     )
-    assert float(history_rows(run_dir)[0]["loss"]) > 0
+    splits = load_splits(config, splits=["train"])
+    images, masks, pixel_weights = next(
+        iter(make_batches(config, splits["train"], training=True))
+    )
+    model = build_model(config)
+    compile_model(model, config, steps_per_epoch=1)
+    logits = model(images, training=False)
+    loss = model.compute_loss(
+        x=images, y=masks, y_pred=logits, sample_weight=pixel_weights
+    )
+    logits = keras.ops.convert_to_numpy(logits).astype(np.float64)
+    labels = np.asarray(masks)[..., 0]
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    cross_entropy = -np.take_along_axis(log_p, labels[..., None], -1)[..., 0]
+    by_hand = (np.asarray(weights)[labels] * cross_entropy).mean()
+    assert float(loss) == pytest.approx(by_hand, rel=1e-4)
+    assert not by_hand == pytest.approx(cross_entropy.mean(), rel=1e-2)
 
 
 def launch(tmp_path, *flags):

@@ -44,11 +44,17 @@ def test_identity_augmentation_returns_the_batch_unchanged():
     np.testing.assert_array_equal(masks, examples.masks[order])
 
 
-def test_masks_keep_only_class_values_under_augmentation():
-    _, masks = first_batch(
-        palette_examples(), training=True, augmentation=data.Augmentation()
+def test_the_default_augmentation_moves_masks_with_images_and_keeps_classes():
+    examples = palette_examples()
+    images, masks = first_batch(
+        examples, training=True, augmentation=data.Augmentation(), seed=3
     )
     assert set(np.unique(masks)) <= {0, 1, 2}
+    # Every warp, colour jitter included: the mask is still the image's
+    # (read back by the nearest class colour), though both moved.
+    assert not np.array_equal(masks, examples.masks)
+    agreement = (mask_from_image(images) == masks[..., 0]).mean()
+    assert agreement > 0.95, agreement
 
 
 def test_colour_jitter_changes_images_only():
