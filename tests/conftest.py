@@ -5,6 +5,10 @@ import json
 import os
 import pathlib
 import shutil
+import site
+import subprocess
+import sys
+import sysconfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Set as tfseg sets it, so the command filters native noise in tests too.
@@ -85,9 +89,9 @@ def copy_run(run_dir, tmp_path):
 
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory):
-    """A short run of a small pretrained MobileNetV2 U-Net (alpha 0.35) on the
-    shared sample at 64 px, trained once per session; skips without the
-    shared data. Tests must not change it."""
+    """A short run of a small pretrained MobileNetV2 U-Net (alpha 0.35, the
+    default recipe) on the shared sample at 64 px, trained once per session
+    (about 80 s); skips without the shared data. Tests must not change it."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DATA}")
     from tfseg.cli import main
@@ -101,12 +105,67 @@ def real_run(tmp_path_factory):
     flags = ["--model", "mobilenet_unet", "--alpha", "0.35"]
     flags += ["--encoder-weights", str(weights)]
     flags += ["--data-dir", str(SHARED_DATA / "oxford_iiit_pet")]
+    # The default recipe (slim decoder, CE + Dice, the encoder at 0.1x), small.
     flags += ["--image-size", "64", "--epochs", "6", "--batch-size", "16"]
-    # The recipe of before issue 11, which the int8 agreement bar was set on.
-    flags += ["--learning-rate", "2e-3", "--loss", "ce", "--encoder-lr-scale", "1"]
-    flags += ["--model-arg", "decoder_filters=[512, 256, 128, 64]"]
     assert (
         main(["train", *flags, "--output-dir", str(output_dir), "--run-name", "real"])
         == 0
     )
     return str(output_dir / "real")
+
+
+def run(command, cwd, env, timeout=600):
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr)
+    return result
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory):
+    """`(tfseg executable, environment, working folder, python)` of a wheel
+    installed into a new venv, once per session (tests/test_install.py, and
+    the comparison of tests/test_compare.py, which runs from it)."""
+    root = tmp_path_factory.mktemp("install")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+        + ["-q", "-w", str(root / "dist"), str(PROJECT_ROOT)],
+        root,
+        env,
+    )
+    (wheel,) = (root / "dist").glob("tfseg-*.whl")
+    run([sys.executable, "-m", "venv", str(root / "venv")], root, env)
+    python = str(root / "venv" / "bin" / "python")
+    outer_packages(python, env)
+    run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        root,
+        env,
+    )
+    work = root / "work"
+    work.mkdir()
+    return str(root / "venv" / "bin" / "tfseg"), env, work, python
+
+
+def outer_packages(python, env):
+    """Lets the venv of `python` import the packages of this interpreter.
+
+    A `.pth` file in the venv lists this interpreter's package folders as
+    plain paths: they are appended to `sys.path`, after the venv's own (so
+    the wheel's tfseg comes first), and their own `.pth` files are not run
+    (so an editable install of this checkout stays out).
+    """
+    paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    paths.update(site.getsitepackages() + [site.getusersitepackages()])
+    found = run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        ".",
+        env,
+    )
+    target = pathlib.Path(found.stdout.strip()) / "tfseg_test_outer_packages.pth"
+    target.write_text(
+        "".join(f"{path}\n" for path in sorted(paths) if os.path.isdir(path))
+    )

@@ -3,6 +3,7 @@
 import argparse
 import csv
 import os
+import subprocess
 
 import pytest
 
@@ -33,10 +34,21 @@ def read_rows(output_dir):
 
 
 @pytest.fixture(scope="module")
-def comparison(tmp_path_factory):
+def comparison(installed, tmp_path_factory):
+    """One comparison, run by the `tfseg` command of the installed wheel (its
+    trainings import the wheel's tfseg, from any folder)."""
+    tfseg, env, _, _ = installed
     output_dir = tmp_path_factory.mktemp("comparison")
-    code = cli_main(["compare", "--output-dir", str(output_dir), *FLAGS])
-    return code, output_dir
+    result = subprocess.run(
+        [tfseg, "compare", "--output-dir", str(output_dir), *FLAGS],
+        cwd=output_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    return result.returncode, output_dir
 
 
 def test_every_output_file_exists_and_parses(comparison):

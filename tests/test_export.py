@@ -13,6 +13,7 @@ from tests.conftest import copy_run
 from tfseg import files
 from tfseg import runs
 from tfseg.cli import main as cli_main
+from tfseg.metrics import ConfusionMatrix
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated"),
@@ -129,10 +130,23 @@ def test_int8_agrees_with_keras_on_real_test_images(real_run, tmp_path):
     config, _ = runs.read_config(real_run)
     test = load_splits(config, splits=["test"], progress=False)["test"]
     images = test.images.astype(np.float32)
-    keras_masks = keras_logits(real_run, images).argmax(-1)
+    logits = keras_logits(real_run, images)
     int8_masks = run_litert(path, images).argmax(-1)
-    agreement = float((keras_masks == int8_masks).mean())
-    assert agreement >= 0.97, agreement
+    agrees = logits.argmax(-1) == int8_masks
+    # int8 changes only masks the float model was unsure of: where its top
+    # two logits are a logit or more apart (most pixels), the masks agree
+    # (measured 0.9994 to 1.0 over four short runs; overall 0.966 to 0.978,
+    # which a weak 6-epoch model leaves close to any fixed bar).
+    top_two = np.sort(logits, axis=-1)[..., -2:]
+    confident = top_two[..., 1] - top_two[..., 0] >= 1.0
+    assert confident.mean() > 0.3, confident.mean()
+    assert agrees[confident].mean() >= 0.995, agrees[confident].mean()
+    assert agrees.mean() >= 0.95, agrees.mean()
+    scores = [ConfusionMatrix(3), ConfusionMatrix(3)]
+    for matrix, masks in zip(scores, (logits.argmax(-1), int8_masks)):
+        matrix.update(test.masks[..., 0], masks)
+    float_iou, int8_iou = (matrix.scores()["mean_iou"] for matrix in scores)
+    assert abs(float_iou - int8_iou) <= 0.01, (float_iou, int8_iou)
     calibrated = set(files.read_json(f"{path}.json")["calibration"]["names"])
     assert len(calibrated) == 300 and not calibrated & set(test.names)
 

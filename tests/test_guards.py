@@ -251,7 +251,6 @@ def planned_timer(seconds, budget_minutes, planned, periods, replans):
     return timer, model
 
 
-@agnostic
 def test_the_pace_leaves_out_the_compiling_epoch():
     from tfseg.train.budget import BUDGET_SLACK
     from tfseg.train.budget import REPORT_SECONDS
@@ -267,7 +266,6 @@ def test_the_pace_leaves_out_the_compiling_epoch():
     assert timer.planned == 29 and not model.stop_training
 
 
-@agnostic
 def test_one_slow_epoch_does_not_cut_the_plan():
     from tfseg.train.budget import BUDGET_SLACK
     from tfseg.train.budget import REPORT_SECONDS
@@ -352,7 +350,6 @@ def test_validation_with_ema_scores_the_weight_average(tmp_path):
 # Overlay and legend colours
 
 
-@agnostic
 def test_the_overlay_paints_pets_and_borders_and_leaves_background():
     from tfseg.visualize import CLASS_COLOURS
     from tfseg.visualize import OPACITY
@@ -389,7 +386,6 @@ def coloured_runs(row):
     return [(start, colour) for start, _, colour in found]
 
 
-@agnostic
 def test_the_legend_colours_match_the_classes():
     from matplotlib.colors import to_rgba
 

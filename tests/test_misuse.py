@@ -207,7 +207,7 @@ def broken_data(w):
 def broken_data_skipped(w):
     folder, _ = break_files(w)
     flags = ["--data-dir", str(folder), "--run-name", "x", "--skip-bad"]
-    return w.train(*UNET, *flags, synthetic=False)
+    return w.train(*UNET, *flags, "--epochs", "1", synthetic=False)
 
 
 def skipped_recorded(w, count):

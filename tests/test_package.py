@@ -4,15 +4,11 @@ reader can hold in mind, and each list of names written once."""
 import ast
 import pathlib
 
-import pytest
-
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "tfseg"
 # No module of tfseg over this many lines; none of the training recipe's
 # files over `RECIPE_LINES`.
 MODULE_LINES = 450
 RECIPE_LINES = 300
-
-pytestmark = pytest.mark.backend_agnostic
 
 
 def module_names():

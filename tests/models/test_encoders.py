@@ -19,7 +19,9 @@ from tests.conftest import PROJECT_ROOT
 from tfseg.models import encoders
 from tfseg.models import list_encoders
 
-pytestmark = pytest.mark.backend_agnostic
+# Building and loading run again on JAX; the tap table and the subprocess
+# checks of Keras's weight cache (backend-independent) run once.
+agnostic = pytest.mark.backend_agnostic
 
 WEIGHT_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_224_no_top.h5"
 # Layer of our model -> its group in the Keras 2-era weight file.
@@ -41,6 +43,7 @@ def build_features(name, size=64, **kwargs):
     return inputs, features
 
 
+@agnostic
 @pytest.mark.parametrize("name", list_encoders())
 def test_feature_maps_have_the_stride_they_are_keyed_by(name):
     # This also checks that every layer name tapped from keras.applications
@@ -65,6 +68,7 @@ def test_application_taps_are_the_documented_layer_names():
     assert taps["vgg16"][16] == "block4_pool"  # FCN's pool4
 
 
+@agnostic
 @pytest.mark.parametrize("name", ["unet", "mobilenet_v2"])
 def test_freeze_makes_every_encoder_layer_untrainable(name):
     inputs, features = build_features(
@@ -75,6 +79,7 @@ def test_freeze_makes_every_encoder_layer_untrainable(name):
     assert encoder.non_trainable_weights
 
 
+@agnostic
 @pytest.mark.parametrize("alpha", [0.35, 0.5])
 def test_weights_file_path_loads_the_file_values(shared_data, alpha):
     path = shared_data / "keras_weights" / WEIGHT_FILE.format(alpha=alpha)

@@ -11,8 +11,6 @@ from tfseg.models import model_arguments
 from tfseg.models import predict_tiled
 from tfseg.models import valid_unet_output_size
 
-pytestmark = pytest.mark.backend_agnostic
-
 # (model name, arguments, exception, pattern the message must contain)
 CASES = [
     (

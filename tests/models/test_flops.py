@@ -1,11 +1,8 @@
 """The MAC counter against a hand count and the canonical published figures."""
 
 import keras
-import pytest
 
 from tfseg.models import count_macs
-
-pytestmark = pytest.mark.backend_agnostic
 
 
 def test_count_macs_matches_a_hand_count():

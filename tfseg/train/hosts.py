@@ -40,7 +40,7 @@ ENVIRONMENT = {
     "host_index": "KERAS_DISTRIBUTION_PROCESS_ID",
     "coordinator": "KERAS_DISTRIBUTION_JOB_ADDRESSES",
 }
-# Bytes of one host's message in `gather`: a hash, a time, an error line.
+# Bytes of one host's message in `exchange`: a hash, a time, an error line.
 MESSAGE_BYTES = 2048
 
 
@@ -150,7 +150,7 @@ def connect(config, stamp):
         keras.distribution.DataParallel(auto_shard_dataset=False)
     )
     messages = [
-        json.loads(m) for m in gather(json.dumps([settings_digest(config), stamp]))
+        json.loads(m) for m in exchange(json.dumps([settings_digest(config), stamp]))
     ]
     differing = [
         host for host, (digest, _) in enumerate(messages) if digest != messages[0][0]
@@ -202,7 +202,7 @@ def _join_within(config):
         timer.cancel()
 
 
-def gather(text):
+def exchange(text):
     """Every host's `text` (up to `MESSAGE_BYTES` of UTF-8), in host order:
     a collective, so every host must call it at the same point."""
     from jax.experimental import multihost_utils
@@ -225,7 +225,7 @@ def first_host(value):
     time budget) take host 0's."""
     if count() == 1:
         return value
-    return json.loads(gather(json.dumps(value))[0])
+    return json.loads(exchange(json.dumps(value))[0])
 
 
 @contextlib.contextmanager
@@ -243,9 +243,9 @@ def together():
     try:
         yield
     except (ValueError, RuntimeError, OSError) as error:
-        gather(f"{type(error).__name__}: {error}")
+        exchange(f"{type(error).__name__}: {error}")
         raise
-    failures = [(host, text) for host, text in enumerate(gather("")) if text]
+    failures = [(host, text) for host, text in enumerate(exchange("")) if text]
     if failures:
         host, text = failures[0]
         raise RuntimeError(f"host {host} stopped, so this host stops too: {text}")
