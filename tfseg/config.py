@@ -9,6 +9,13 @@ import dataclasses
 import os
 
 DEFAULT_IMAGE_SIZE = 128
+# Sides `--image-size` takes. Every example of a split is held in memory
+# decoded, 4 bytes a pixel (RGB and the mask): 16 MiB an example at the
+# largest (the dataset's photos are about 500 px).
+MIN_IMAGE_SIZE = 32
+MAX_IMAGE_SIZE = 2048
+BYTES_PER_PIXEL = 4
+PET_IMAGES = 7349  # Oxford-IIIT Pet's trainval and test
 DEFAULT_BATCH_SIZE = 16
 # MobileNetV2's width where `--alpha` is not given (the best per CPU minute
 # in docs/BENCHMARKS.md); `keras.applications` itself defaults to 1.0.
@@ -158,8 +165,14 @@ class TrainConfig:
                 f"--batch-size must be at least 1, not {self.batch_size}",
             ),
             (
-                self.image_size >= 32,
-                f"--image-size must be at least 32, not {self.image_size}",
+                self.image_size >= MIN_IMAGE_SIZE,
+                f"--image-size must be at least {MIN_IMAGE_SIZE}, not "
+                f"{self.image_size}",
+            ),
+            (
+                self.image_size <= MAX_IMAGE_SIZE,
+                f"--image-size must be at most {MAX_IMAGE_SIZE}, not "
+                f"{self.image_size}: {self._memory_at_size()}",
             ),
             (self.recipe in RECIPES, f"--recipe must be one of {tuple(RECIPES)}"),
             (self.learning_rate > 0, "--learning-rate must be positive"),
@@ -244,6 +257,17 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"{message}.")
 
+    def _memory_at_size(self):
+        """The memory the decoded examples take at `image_size`, in words."""
+        each = self.image_size**2 * BYTES_PER_PIXEL
+        count = self.synthetic or (3 * self.max_examples if self.max_examples else 0)
+        count = count or PET_IMAGES
+        return (
+            f"every example is held in memory decoded, {_in_bytes(each)} each at "
+            f"{self.image_size} px (image and mask), {_in_bytes(each * count)} "
+            f"for {count:,} examples"
+        )
+
     def conflicts(self, other):
         """`{field: (self's, other's)}` of the settings that differ, but for
         those a resumed run may change (`RESUMABLE_FIELDS`)."""
@@ -295,6 +319,15 @@ RECIPES = {
         "ema": 0.0,
     },
 }
+
+
+def _in_bytes(count):
+    """`16.0 MiB`, `37.3 GiB`: a byte count in binary units."""
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    power = 0
+    while count >= 1024 and power < len(units) - 1:
+        count, power = count / 1024, power + 1
+    return f"{count:.1f} {units[power]}"
 
 
 def _is_address(address):

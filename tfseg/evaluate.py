@@ -79,10 +79,14 @@ def format_report(report):
     header += [f"Dice {n}" for n in names]
     source = report.get("data")
     flips = " with flip test-time augmentation" if report.get("tta") else ""
+    model = report.get("model")
+    by = (
+        f" with {os.path.basename(model['path'])} ({model['runtime']})" if model else ""
+    )
     lines = [
         f"Scored {report['images']} images"
         + (f" of the {source['split']} split of {source['source']}" if source else "")
-        + f"{flips}.",
+        + f"{by}{flips}.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
@@ -178,10 +182,15 @@ def evaluate_run(
     - A run folder with `model_file` (an exported `.tflite`, `.onnx`,
       SavedModel or `.keras`): that model, run by its own runtime, on the
       run's data (or the data given), into `metrics_<file name>.json`.
+    - An exported model in a run folder (`RUN/model_int8.tflite`) is the
+      run's: the same as `RUN --model FILE` (its data, its report names).
     - An exported model alone: on the test split of `data_dir` or
       `data_npz` (required), into `<file name>.metrics.json` beside it.
     - With `tta="flip"`, the name gains `tta-flip` (`metrics_tta-flip.json`
       for a run's own split): the plain report stays beside it.
+
+    The names are `report_path`'s; each report records its data (source,
+    split) and the number of images scored.
 
     Returns:
         The path of the JSON report.
@@ -189,30 +198,26 @@ def evaluate_run(
     from tfseg.data.loading import load_splits  # may need TF
     from tfseg.deploy.runtimes import is_run
     from tfseg.deploy.runtimes import load_deployed
+    from tfseg.deploy.runtimes import model_kind
 
     if out and os.path.isdir(out):
         raise runs.RunError(f"--out {out!r} is a folder; pass a .json file path.")
-    names = []  # of the report: metrics_<model file>_<data>.json
+    path, model_file = owning_run(path, model_file)
+    data = data_dir or data_npz
     if is_run(path):
         if model_file:
             config, _ = runs.read_config(path)
             model = load_deployed(model_file)
-            names.append(os.path.basename(os.path.normpath(model_file)))
         else:
             config, model = runs.open_run(path)
-        if data_dir or data_npz:
-            source = os.path.basename(os.path.normpath(data_dir or data_npz))
-            names.append(os.path.splitext(source)[0])
-        if tta != "none":
-            names.append(f"tta-{tta}")
-        default_out = runs.report_paths(path, "_".join(names) or None)[0]
     else:
+        model_kind(path)  # a path that is no model is said first
         if model_file:
             raise runs.RunError(
                 f"--model is for a run folder; {path!r} is not one (it has no "
                 f"{runs.CONFIG}). Pass the model file as the path itself."
             )
-        if not (data_dir or data_npz):
+        if not data:
             raise runs.RunError(
                 f"Scoring the exported model {path!r} needs data: pass --data-dir "
                 "DIR (an Oxford-IIIT Pet folder) or --data-npz FILE."
@@ -221,8 +226,7 @@ def evaluate_run(
         config = TrainConfig(
             image_size=model.input_shape[1], binary=model.output_shape[-1] == 2
         )
-        flips = "" if tta == "none" else f".tta-{tta}"
-        default_out = os.path.normpath(path) + f"{flips}.metrics.json"
+    default_out = report_path(path, model_file, data, tta)
     check_tta(model, tta)
     check_input_size(model, config.image_size, image_size)
     if data_dir or data_npz:
@@ -239,10 +243,53 @@ def evaluate_run(
     }
     if hasattr(model, "describe"):
         report["model"] = model.describe()
-    json_path = write_report(report, out or default_out)
+    try:
+        json_path = write_report(report, out or default_out)
+    except files.FileError as error:
+        print(format_report(report))  # the scores are not lost
+        raise runs.RunError(
+            f"{error} The scores are above; write the report elsewhere with "
+            "--out FILE.json."
+        ) from error
     print(format_report(report))
     print(f"report written to {json_path} (and .md)")
     return json_path
+
+
+def owning_run(path, model_file=None):
+    """`(path, model_file)`, where an exported model inside a run folder
+    (`RUN/model_int8.tflite`) becomes `(RUN, that file)`: scored as
+    `evaluate RUN --model FILE` is, under the same report names."""
+    from tfseg.deploy.runtimes import is_run
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if model_file is None and not is_run(path) and is_run(folder):
+        return folder, path
+    return path, model_file
+
+
+def report_path(path, model_file=None, data=None, tta="none"):
+    """The one naming rule of a report (the JSON; the Markdown is beside it).
+
+    - `path` a run folder: `metrics[_<model file>][_<data>][_tta-<mode>].json`
+      in it, the parts there only where they are not the run's own (the
+      run's model on the run's data is `metrics.json`);
+    - `path` an exported model alone: `<path>[.tta-<mode>].metrics.json`
+      beside it (its data is always given, and recorded in the report).
+
+    Pass `(path, model_file)` through `owning_run` first.
+    """
+    from tfseg.deploy.runtimes import is_run
+
+    flips = [] if tta == "none" else [f"tta-{tta}"]
+    if not is_run(path):
+        return (
+            os.path.normpath(path) + "".join(f".{f}" for f in flips) + ".metrics.json"
+        )
+    names = [os.path.basename(os.path.normpath(model_file))] if model_file else []
+    if data:
+        names.append(os.path.splitext(os.path.basename(os.path.normpath(data)))[0])
+    return runs.report_paths(path, "_".join(names + flips) or None)[0]
 
 
 def check_input_size(model, expected, requested=None):

@@ -14,22 +14,48 @@ Overlap-tile inference of the valid U-Net is `tfseg.models.predict_tiled`
 (it needs only Keras, so it sits with the models).
 """
 
+import contextlib
+
 import keras
 import numpy as np
 
 from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import TTA_MODES
 
+# EXIF orientations (tag 0x0112) of a photo stored turned a quarter: a
+# phone held upright writes 6 or 8, and its width is the shown height.
+QUARTER_TURNS = (5, 6, 7, 8)
 
-def read_image(path):
-    """uint8 RGB `(h, w, 3)` of an image file; `ValueError` if unreadable."""
+
+@contextlib.contextmanager
+def open_image(path):
+    """`PIL.Image.open(path)`; `ValueError` naming the file if unreadable."""
     from PIL import Image
 
     try:
         with Image.open(path) as picture:
-            return np.asarray(picture.convert("RGB"))
+            yield picture
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(f"{path}: cannot be read as an image ({error})") from error
+
+
+def read_image(path):
+    """uint8 RGB `(h, w, 3)` of an image file, turned as its EXIF orientation
+    says (as a photo viewer shows it); `ValueError` if unreadable."""
+    from PIL import ImageOps
+
+    with open_image(path) as picture:
+        return np.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
+
+
+def shown_size(path):
+    """`(width, height)` of an image file as `read_image` reads it (its EXIF
+    orientation applied), from its header alone: nothing is decoded."""
+    with open_image(path) as picture:
+        width, height = picture.size
+        if picture.getexif().get(0x0112) in QUARTER_TURNS:
+            return height, width
+        return width, height
 
 
 def resize_image(image, size):

@@ -28,6 +28,7 @@ No Keras import at module level: `tfseg --help` and the data code use it.
 """
 
 import csv
+import itertools
 import os
 
 from tfseg.config import TrainConfig
@@ -59,17 +60,25 @@ class RunError(FileError):
 
 def check_output_dir(output_dir):
     """Raises `RunError` if runs cannot be written into `output_dir`."""
-    existing = os.path.abspath(output_dir)
+    check_writable(output_dir, "--output-dir")
+
+
+def check_writable(folder, flag, given=None):
+    """Raises `RunError` unless files can be made in `folder` (made if
+    missing): its nearest existing folder is one you can write to. `given`
+    is the path the user gave to `flag`. Defaults to `folder`."""
+    given = folder if given is None else given
+    existing = os.path.abspath(folder)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise RunError(
-            f"--output-dir {output_dir!r}: {existing!r} is a file, not a folder. "
+            f"{flag} {given!r}: {existing!r} is a file, not a folder. "
             "Pass a folder (it is created if missing)."
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunError(
-            f"--output-dir {output_dir!r}: {existing!r} is not writable by you. "
+            f"{flag} {given!r}: {existing!r} is not writable by you. "
             "Pass a folder you can write to."
         )
 
@@ -77,31 +86,49 @@ def check_output_dir(output_dir):
 def plan_new_run(config, stamp):
     """The folder a new run will use (not made yet): `<output-dir>/<name>`.
 
+    The name is `--run-name`, else `<stamp>_<model>`; where tfseg picks it,
+    `create_run` makes the first of `<stamp>_<model>`, `..._2`, `..._3` ...
+    that is free then (two runs started in the same second get two folders).
+
     Raises:
-        RunError: if the output folder is unusable, or the folder exists
-            (a new run never writes into an old one).
+        RunError: if the output folder is unusable, or the `--run-name`
+            folder exists (a new run never writes into an old one).
     """
     check_output_dir(config.output_dir)
     name = config.run_name or f"{stamp}_{config.model}"
     if os.sep in name or name in ("", ".", ".."):
         raise RunError(f"--run-name must be a plain folder name; received {name!r}.")
     run_dir = os.path.join(config.output_dir, name)
-    if os.path.lexists(run_dir):
-        raise RunError(
-            f"Run folder {run_dir!r} exists already, and a new run never "
-            f"writes into an old one. Continue it with `tfseg train --resume "
-            f"{run_dir}`, or pass another --run-name."
-        )
+    if config.run_name and os.path.lexists(run_dir):
+        raise _exists_already(run_dir)
     return run_dir
 
 
-def create_run(run_dir, record):
-    """Makes the run folder and writes its `config.json` (`record`)."""
-    try:
-        os.makedirs(run_dir)
-    except OSError as error:
-        raise RunError(explain_os_error(run_dir, error)) from error
-    write_json(os.path.join(run_dir, CONFIG), record)
+def _exists_already(run_dir):
+    return RunError(
+        f"Run folder {run_dir!r} exists already, and a new run never "
+        f"writes into an old one. Continue it with `tfseg train --resume "
+        f"{run_dir}`, or pass another --run-name."
+    )
+
+
+def create_run(run_dir, record, numbered=False):
+    """Makes the run folder and writes its `config.json` (`record`); returns
+    the folder made. With `numbered` (a name tfseg picked), a folder that
+    exists, made by a run started in the same second, is passed over for
+    `<run_dir>_2`, `_3` ...; else it is refused."""
+    for number in itertools.count(1):
+        folder = run_dir if number == 1 else f"{run_dir}_{number}"
+        try:
+            os.makedirs(folder)  # fails where it exists: the race is settled here
+            break
+        except FileExistsError:
+            if not numbered:
+                raise _exists_already(folder) from None
+        except OSError as error:
+            raise RunError(explain_os_error(folder, error)) from error
+    write_json(os.path.join(folder, CONFIG), record)
+    return folder
 
 
 def read_config(run_dir, needs=()):
@@ -110,6 +137,11 @@ def read_config(run_dir, needs=()):
     Raises:
         RunError: if `run_dir` is not a run folder or lacks a file of `needs`.
     """
+    if not os.path.exists(run_dir):
+        raise RunError(
+            f"{run_dir!r} does not exist. Pass a run folder that `tfseg train` "
+            "made (runs/<time>_<model> by default)."
+        )
     record = read_json(os.path.join(run_dir, CONFIG))
     if not os.path.isdir(run_dir) or record is None:
         raise RunError(

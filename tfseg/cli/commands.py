@@ -67,7 +67,9 @@ def run_evaluate(args):
 def run_predict(args):
     from tfseg.deploy.predict import predict_files
 
-    failed = predict_files(args.path, args.images, args.out, tta=args.tta)
+    failed = predict_files(
+        args.path, args.images, args.out, tta=args.tta, recursive=args.recursive
+    )
     return PARTIAL_FAILURE if failed else 0
 
 

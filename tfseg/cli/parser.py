@@ -9,6 +9,7 @@ choice comes from `tfseg.config`, the model and encoder names from
 
 import argparse
 import dataclasses
+import difflib
 import json
 
 from tfseg import config
@@ -76,6 +77,47 @@ TRAIN_METAVARS = {
     "coordinator": "HOST:PORT",
     "host_timeout": "SECONDS",
 }
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, stricter: a flag is never abbreviated (`--epoch 3`
+    is not `--epochs 3`), and a flag a command does not know is refused by
+    that command, with its usage and the nearest of its flags."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:  # a command's parser: the top level would not name it
+            self.error(self.unrecognized(extras))
+        return namespace, extras
+
+    def unrecognized(self, extras):
+        """ "unrecognized arguments: ..." and, for each unknown flag, the
+        flag of this parser it is nearest to."""
+        known = list(self._option_string_actions)
+        guesses = []
+        for extra in extras:
+            flag = extra.split("=", 1)[0]
+            if flag.startswith("-"):
+                close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+                guesses += [f"did you mean {close[0]}?"] if close else []
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        return "; ".join([message, *guesses])
+
+
+class VersionAction(argparse.Action):
+    """`--version`: tfseg's version and its libraries' (read when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from tfseg.environment import describe_versions
+
+        print(describe_versions())
+        parser.exit()
 
 
 def add_train_arguments(parser, names=None, defaults=None):
@@ -154,19 +196,24 @@ def parse_model_arg(item):
 def build_parser():
     from tfseg.deploy import export  # its choices; imports no Keras
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     verbose_help = "show TensorFlow's own start-up and C++ log lines"
     # Before or after the command; the command's copy keeps the value given
     # before it (SUPPRESS) unless given itself.
     common.add_argument(
         "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
     )
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tfseg",
         description="Semantic segmentation of Oxford-IIIT Pet with Keras 3.",
         epilog=EPILOG,
     )
     parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    parser.add_argument(
+        "--version",
+        action=VersionAction,
+        help="tfseg's version, its libraries' and the Keras backend",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, handler, help_text, **kwargs):
@@ -228,7 +275,14 @@ def build_parser():
     predict.add_argument(
         "path", metavar="RUN_DIR_OR_FILE", help="a run folder or an exported model"
     )
-    predict.add_argument("images", nargs="+")
+    predict.add_argument(
+        "images", nargs="+", help="image files, or folders: every image in them"
+    )
+    predict.add_argument(
+        "--recursive",
+        action="store_true",
+        help="a folder's subfolders too",
+    )
     predict.add_argument(
         "--out", required=True, help="folder for masks and overlays (made if missing)"
     )

@@ -83,7 +83,12 @@ def summarize(entry, run_dir, status, peak_mib, wall_s, image_size, error=""):
             precision=saved["precision"],
             device=", ".join(d["name"] for d in saved["devices"]),
         )
-    if status != "ok" or report is None:
+    if status == "ok" and report is None:  # never "ok" without its scores
+        report_file = runs.report_paths(run_dir)[0]
+        row.update(
+            status="failed", error=f"trained, but wrote no test report ({report_file})"
+        )
+    if row["status"] != "ok":
         return row
     model = files.load_model(os.path.join(run_dir, runs.MODEL))
     latency, throughput = measure_speed(model, image_size)

@@ -112,6 +112,7 @@ def compare(args):
     """Runs the comparison described by parsed `args`; returns the rows."""
     from tfseg.models import list_models
 
+    check_train_args(args.train_args)
     unknown = sorted({m.split(":")[0] for m in args.models} - set(list_models()))
     if unknown:
         raise ValueError(f"Unknown model(s) {unknown}; available: {list_models()}.")
@@ -160,14 +161,13 @@ def compare(args):
         code, peak, wall = run_training(command, log_path, entry.label)
         error = "" if code == 0 else _last_error(log_path)
         status = "ok" if code == 0 else "failed"
+        row = summarize(entry, run_dir, status, peak, wall, args.image_size, error)
         print(
-            f"[{index}/{len(entries)}] {entry.label}: {status} in {wall:.0f} s"
-            + (f" ({error})" if error else ""),
+            f"[{index}/{len(entries)}] {entry.label}: {row['status']} in {wall:.0f} s"
+            + (f" ({row['error']})" if row["error"] else ""),
             flush=True,
         )
-        rows.append(
-            summarize(entry, run_dir, status, peak, wall, args.image_size, error)
-        )
+        rows.append(row)
     write_table(rows, args.output_dir)
     written = ["comparison.md", "comparison.csv"]
     trained = any(row["status"] == "ok" for row in rows)
@@ -186,6 +186,43 @@ def compare(args):
     if not trained:
         print("error: no model trained; each one's log is in runs/", file=sys.stderr)
     return rows
+
+
+def owned_flags():
+    """`{flag: why}` of the train flags compare gives every model itself,
+    which `--train-args` may not hold."""
+    shared = (
+        "compare gives it to every model from its own flag: pass it to compare, "
+        "before --train-args"
+    )
+    run_folders = (
+        "compare puts each model's run in <its --output-dir>/runs/<model>; pass "
+        "--output-dir to compare, before --train-args"
+    )
+    return {
+        "--model": "compare trains each of --models (and --encoders) in turn",
+        "--encoder": "compare crosses the models with --encoders",
+        "--model-arg": "compare's own --model-arg MODEL:KEY=VALUE gives a builder "
+        "argument to one model",
+        "--output-dir": run_folders,
+        "--run-name": run_folders,
+        "--resume": "compare's own --resume (before --train-args) keeps the models "
+        "done and trains the rest",
+        **{flag(name): shared for name in COMPARE_SETTINGS},
+    }
+
+
+def check_train_args(train_args):
+    """Raises `ValueError` for a flag of `--train-args` that compare owns."""
+    owned = owned_flags()
+    given = [item.split("=", 1)[0] for item in train_args if item.startswith("--")]
+    clashes = [name for name in dict.fromkeys(given) if name in owned]
+    if clashes:
+        raise ValueError(
+            "--train-args holds flags that compare sets itself: "
+            + "; ".join(f"{name} ({owned[name]})" for name in clashes)
+            + "."
+        )
 
 
 # The flags that shape every model's training: a resumed comparison keeps them.

@@ -97,7 +97,8 @@ def load_npz(path):
     """Reads an `.npz` file written by `export_npz`.
 
     Raises:
-        ValueError: if the file is missing or is not such a file.
+        ValueError: if the file is missing, is not such a file, or is in
+            another format version than `NPZ_FORMAT_VERSION`.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -111,6 +112,13 @@ def load_npz(path):
             raise ValueError(
                 f"{path!r} is not a tfseg export: it lacks "
                 f"{sorted(keys - set(data.files))}."
+            )
+        found = int(data["format_version"]) if "format_version" in data.files else None
+        if found != NPZ_FORMAT_VERSION:
+            raise ValueError(
+                f"{path!r} is in tfseg's .npz format version {found}, but this "
+                f"tfseg reads version {NPZ_FORMAT_VERSION}. Export the splits "
+                "again with this tfseg (`python -m tfseg export-data --out FILE`)."
             )
         return Examples(
             images=data["images"],

@@ -30,6 +30,10 @@ STATUS_MESSAGES = {
 class DataError(ValueError):
     """Bad input data: names each broken file and its problem.
 
+    Its message names the Python argument that leaves broken files out
+    (`skip_bad=True`); `cli_message`, which the command line prints, names
+    the flag (`--skip-bad`).
+
     Attributes:
         problems: `{name: problem}` of every broken example found.
     """
@@ -40,6 +44,15 @@ class DataError(ValueError):
 
     def __init__(self, problems, hint=""):
         self.problems = dict(problems)
+        self.hint = hint
+        super().__init__(self.describe("skip_bad=True"))
+
+    @property
+    def cli_message(self):
+        return self.describe("--skip-bad")
+
+    def describe(self, skip_option):
+        """The message, with `skip_option` as the way to leave files out."""
         shown = sorted(self.problems.items())[: self.MAX_SHOWN]
         lines = [f"  {name}: {problem}" for name, problem in shown]
         if len(self.problems) > len(shown):
@@ -47,11 +60,11 @@ class DataError(ValueError):
                 f"  ... and {len(self.problems) - len(shown)} more "
                 "(`tfseg verify-data DIR` lists every one)"
             )
-        super().__init__(
+        return (
             f"{len(self.problems)} broken example(s):\n"
             + "\n".join(lines)
-            + "\nFix or remove these files, or pass skip_bad=True (--skip-bad) "
-            "to leave them out and report them." + (f"\n{hint}" if hint else "")
+            + f"\nFix or remove these files, or pass {skip_option} to leave them "
+            "out and report them." + (f"\n{self.hint}" if self.hint else "")
         )
 
 

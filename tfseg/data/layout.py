@@ -82,6 +82,8 @@ class OxfordPetFolder:
 
     def __init__(self, root):
         self.root = os.fspath(root)
+        check_folder(self.root)
+        self._listings = {}  # folder -> its file names, read when needed
         self.images_dir = os.path.join(self.root, "images")
         self.trimaps_dir = os.path.join(self.root, "annotations", "trimaps")
         missing = [
@@ -104,6 +106,25 @@ class OxfordPetFolder:
 
     def trimap_path(self, name):
         return os.path.join(self.trimaps_dir, f"{name}.png")
+
+    def is_missing(self, kind, path):
+        """`"image file PATH is missing"`, naming any file beside it of the
+        same stem (`X.png` where `X.jpg` is expected)."""
+        folder, name = os.path.split(path)
+        if folder not in self._listings:
+            self._listings[folder] = sorted(os.listdir(folder))
+        stem = os.path.splitext(name)[0]
+        namesakes = [
+            other
+            for other in self._listings[folder]
+            if os.path.splitext(other)[0] == stem and other != name
+        ]
+        if not namesakes:
+            return f"{kind} file {path!r} is missing"
+        return (
+            f"{kind} file {path!r} is missing ({' and '.join(namesakes)} is "
+            "there: images are read as NAME.jpg, trimaps as NAME.png)"
+        )
 
     def stems(self, folder, extension):
         """File stems in `folder` with `extension`, without hidden files.
@@ -169,7 +190,7 @@ class OxfordPetFolder:
             ]
             if missing:
                 problems[name] = " and ".join(
-                    f"{kind} file {path!r} is missing"
+                    self.is_missing(kind, path)
                     for kind, path in (("image", image), ("trimap", trimap))
                     if kind in missing
                 )
@@ -177,13 +198,17 @@ class OxfordPetFolder:
             records.append(Record(name, image, trimap, breed_id, species))
         return records, problems
 
-    def splits(self, val_fraction=0.1, test_fraction=0.5, seed=0):
+    def splits(self, val_fraction=0.1, test_fraction=0.5, seed=0, wanted=SPLITS):
         """Train, validation and test records, and the problems found.
 
         - With `trainval.txt` and `test.txt`: the official split; validation
           is carved from trainval, stratified by breed.
         - With one list: the other split is every other image/trimap pair.
         - With none: all pairs, split by `test_fraction`, stratified by breed.
+
+        Only the lists the `wanted` splits need are read: the test split
+        alone reads `test.txt` (and `trainval.txt` only where there is no
+        `test.txt`), so a damaged list of the other split does not matter.
 
         Args:
             val_fraction: share of trainval held out for validation, per
@@ -192,32 +217,65 @@ class OxfordPetFolder:
                 folder has no split lists. Defaults to `0.5` (the official
                 split is about half and half).
             seed: seed of the random splits. Defaults to `0`.
+            wanted: the splits to list. Defaults to all of `SPLITS`.
 
         Returns:
-            `(splits, problems)`: `{"train": [...], "val": [...], "test":
-            [...]}` of `Record`s, and for each split `{name: problem}` for
-            listed names whose files are missing (trainval's count as
-            train's).
+            `(splits, problems)`: `{split: [...]}` of `Record`s for each
+            wanted split, and for each `{name: problem}` for listed names
+            whose files are missing (trainval's count as train's).
         """
-        lists = {split: self.read_list(split) for split in SPLIT_LISTS}
+        check_splits(wanted)
+        groups = {"trainval": {"train", "val"}, "test": {"test"}}
+        needed = [group for group, members in groups.items() if members & set(wanted)]
+        other = {"trainval": "test", "test": "trainval"}
+        lists = {group: self.read_list(group) for group in needed}
+        for group in needed:  # a list that is absent: the other one decides
+            if lists[group] is None and other[group] not in lists:
+                lists[other[group]] = self.read_list(other[group])
         if all(entries is None for entries in lists.values()):
             everything = [(name, *breed_of(name)) for name in self.paired_names()]
             lists["trainval"], lists["test"] = stratified_split(
                 everything, test_fraction, seed
             )
-        for split, other in (("trainval", "test"), ("test", "trainval")):
-            if lists[split] is None:
-                taken = {entry[0] for entry in lists[other]}
-                lists[split] = [
+        for group in needed:
+            if lists[group] is None:
+                taken = {entry[0] for entry in lists[other[group]]}
+                lists[group] = [
                     (name, *breed_of(name))
                     for name in self.paired_names()
                     if name not in taken
                 ]
-        trainval, trainval_problems = self.records(lists["trainval"])
-        test, test_problems = self.records(lists["test"])
-        train, val = stratified_split(trainval, val_fraction, seed)
-        splits = {"train": train, "val": val, "test": test}
-        return splits, {"train": trainval_problems, "val": {}, "test": test_problems}
+        splits, problems = {}, {}
+        if "trainval" in needed:
+            trainval, trainval_problems = self.records(lists["trainval"])
+            splits["train"], splits["val"] = stratified_split(
+                trainval, val_fraction, seed
+            )
+            problems.update(train=trainval_problems, val={})
+        if "test" in needed:
+            splits["test"], problems["test"] = self.records(lists["test"])
+        return splits, problems
+
+
+def check_folder(root):
+    """Raises `ValueError` for a data folder path that does not exist or is
+    a file (an `.npz` export is named as one: it is read by `--data-npz`)."""
+    if not os.path.exists(root):
+        raise ValueError(
+            f"The data folder {root!r} does not exist. Pass the folder holding "
+            "images/ and annotations/ (the official archives extracted), or "
+            "leave the data folder out to use TensorFlow Datasets."
+        )
+    if root.endswith(".npz") and os.path.isfile(root):
+        raise ValueError(
+            f"{root!r} is a file of exported splits (.npz), not a data folder: "
+            "use --data-npz (data_npz=) for it, not --data-dir."
+        )
+    if not os.path.isdir(root):
+        raise ValueError(
+            f"The data folder {root!r} is a file, not a folder. Pass the folder "
+            "holding images/ and annotations/."
+        )
 
 
 def check_splits(splits):

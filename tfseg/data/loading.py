@@ -141,10 +141,16 @@ def _load_npz_splits(config, splits):
         if split != "val" and not os.path.isfile(path)
     ]
     if missing:
+        looked = ", ".join(
+            repr(path) + (" (optional)" if split == "val" else "")
+            for split, path in paths.items()
+        )
         raise ValueError(
-            f"--data-npz {config.data_npz!r}: no {' or '.join(missing)}. Pass "
-            "the --out path given to `python -m tfseg export-data`, which "
-            "writes <stem>_train.npz, <stem>_val.npz and <stem>_test.npz."
+            f"--data-npz {config.data_npz!r}: no {' or '.join(map(repr, missing))} "
+            f"(looked for {looked}). Pass the --out path given to `python -m "
+            "tfseg export-data`, which writes <stem>_<split>.npz for each split"
+            + _one_split_hint(config.data_npz)
+            + "."
         )
     loaded = {}
     for split, path in paths.items():
@@ -169,6 +175,16 @@ def _load_npz_splits(config, splits):
             examples = examples.take(range(min(config.max_examples, len(examples))))
         loaded[split] = examples
     return loaded
+
+
+def _one_split_hint(data_npz):
+    """Where `data_npz` is one split's own file, the path to pass instead."""
+    stem, extension = os.path.splitext(data_npz)
+    for split in SPLITS:
+        if stem.endswith(f"_{split}") and os.path.isfile(data_npz):
+            whole = stem[: -len(split) - 1] + extension
+            return f": {data_npz!r} is the {split} split's own file; pass {whole!r}"
+    return ""
 
 
 def make_batches(
@@ -272,9 +288,9 @@ def _check_training_split(config, count, replicas, shards=1):
 def export_splits(config, splits, out, *, resize_mode="stretch"):
     """Decodes the configured image source and writes each split to `.npz`.
 
-    What `tfseg export-data` runs: one file at `out` for one split, else
-    `<stem>_<split>.npz` per split (`arrays.split_path`), the files
-    `--data-npz out` reads on machines without TensorFlow.
+    What `tfseg export-data` runs: `<stem>_<split>.npz` per split, one
+    split or several (`arrays.split_path`), the files `--data-npz out`
+    reads on machines without TensorFlow.
 
     Args:
         config: a `tfseg.config.TrainConfig` naming an image source.
@@ -298,7 +314,7 @@ def export_splits(config, splits, out, *, resize_mode="stretch"):
     )
     written = {}
     for split, examples in loaded.items():
-        path = out if len(loaded) == 1 else split_path(out, split)
+        path = split_path(out, split)
         export_npz(examples, path)
         print(f"{split}: {len(examples)} examples -> {path}")
         written[split] = os.fspath(path)

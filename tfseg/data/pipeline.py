@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import DEFAULT_IMAGE_SIZE
+from tfseg.data.arrays import NPZ_FORMAT_VERSION
 from tfseg.data.arrays import Examples
 from tfseg.data.arrays import export_npz
 from tfseg.data.arrays import load_npz
@@ -254,7 +255,7 @@ def _cache_path(cache_dir, records, settings):
         return None
     key = json.dumps(
         [
-            settings,
+            [*settings, NPZ_FORMAT_VERSION],  # a cache of another format: a miss
             [
                 (r.name, r.image_path, r.trimap_path, os.path.getmtime(r.image_path))
                 for r in records

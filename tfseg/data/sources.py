@@ -117,7 +117,9 @@ def load_oxford_pet(
         settled = pipeline.check_problems(found, skip_bad)
         return _carve_validation(settled, splits, val_fraction, seed, max_examples)
     folder = OxfordPetFolder(data_dir)
-    records, missing = folder.splits(val_fraction=val_fraction, seed=seed)
+    records, missing = folder.splits(
+        val_fraction=val_fraction, seed=seed, wanted=splits
+    )
     found = {}
     for split in splits:
         chosen = records[split][:max_examples]

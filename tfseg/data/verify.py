@@ -46,7 +46,8 @@ def verify_folder(directory, out=None):
     for name in sorted(images - trimaps):
         problems[name] = f"image has no trimap {folder.trimap_path(name)!r}"
     for name in sorted(trimaps - images):
-        problems[name] = f"trimap has no image {folder.image_path(name)!r}"
+        missing = folder.is_missing("image", folder.image_path(name))
+        problems[name] = f"trimap has no image: {missing}"
     for split, file_name in SPLIT_LISTS.items():
         try:
             entries = folder.read_list(split)

@@ -102,13 +102,8 @@ def check_source(path):
     `tfseg.deploy.runtimes` runs. Reads no model (no Keras): the command answers a
     wrong path at once."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise runs.RunError(
-            f"{path!r} does not exist. Pass a run folder that `tfseg train` made "
-            "(runs/<time>_<model>) or a model file that `tfseg export` wrote."
-        )
     if not runtimes.is_run(path):
-        runtimes.model_kind(path)
+        runtimes.model_kind(path)  # says what is wrong with the path
 
 
 def load_for_demo(path):
@@ -207,7 +202,7 @@ def example_photos(config, count=NUM_EXAMPLES):
         if not folder:
             return []
         splits, _ = OxfordPetFolder(folder).splits(
-            config.val_fraction, seed=config.seed
+            config.val_fraction, seed=config.seed, wanted=["test"]
         )
     except (OSError, ValueError):
         return []  # the data moved or was never local: no examples
@@ -222,15 +217,13 @@ def read_photo(path, max_pixels=MAX_PIXELS):
         ValueError: for a file that is not an image, is damaged, or has more
             than `max_pixels` pixels (read from its header, never decoded).
     """
-    from PIL import Image
-
     from tfseg.inference import read_image
+    from tfseg.inference import shown_size
 
     name = os.path.basename(path)
     try:
-        with Image.open(path) as picture:
-            width, height = picture.size
-    except (OSError, ValueError, Image.DecompressionBombError):
+        width, height = shown_size(path)
+    except ValueError:
         width = height = 0  # not an image: read_image says why
     if width * height > max_pixels:
         raise ValueError(

@@ -23,6 +23,7 @@ data; `tfseg evaluate FILE` and `tfseg predict FILE` read it.
 import datetime
 import os
 import tempfile
+import warnings
 
 from tfseg import files
 from tfseg import runs
@@ -95,6 +96,7 @@ def export_run(
     from tfseg.deploy.runtimes import sidecar_path
 
     check_options(export_format, quantize, output)
+    runs.read_config(run_dir)  # a path that is no run is said first
     if calibration_images < 1:
         raise ValueError(
             f"--calibration-images {calibration_images}: calibrating needs at "
@@ -107,6 +109,7 @@ def export_run(
             f"--out {out!r}: the folder {parent!r} does not exist. Create it "
             "first, or pass a path in an existing folder."
         )
+    runs.check_writable(parent, "--out", given=out)  # before the conversion
     check_target(out, export_format)
     config, model = runs.open_run(run_dir)
     calibration = None
@@ -142,7 +145,12 @@ def keras_export(model, out, export_format):
     # fresh from load_model has not.
     model(np.zeros((1, *model.input_shape[1:]), np.float32))
     try:
-        model.export(out, format=FORMATS[export_format][0], verbose=False)
+        with warnings.catch_warnings():
+            # tf2onnx reads `np.object`, which NumPy 2 warns of on each export.
+            warnings.filterwarnings(
+                "ignore", "In the future `np.object`", FutureWarning
+            )
+            model.export(out, format=FORMATS[export_format][0], verbose=False)
     except ImportError as error:
         raise ValueError(
             f"{export_format} export needs extra packages ({error}); install "

@@ -5,8 +5,9 @@ Each readable image gets, in the output folder, `<name>_mask.png` (class
 ids 0 = pet, 1 = background, 2 = border, at the image's own size),
 `<name>_colour.png` (the same ids as a palette PNG any viewer shows in the
 overlay colours) and `<name>_overlay.png` (the photo with the classes
-painted over it and a legend). Unreadable files are named at the end; the
-others are still predicted.
+painted over it and a legend). A folder stands for the images in it
+(`--recursive`: in its subfolders too). Unreadable files are named at the
+end; the others are still predicted.
 """
 
 import collections
@@ -51,9 +52,47 @@ def prepare_output_dir(out):
         ) from error
 
 
-def predict_files(model_path, paths, out, tta="none"):
-    """Predicts every readable image of `paths` into the folder `out` with
-    the model of a run folder or an exported model at `model_path`.
+def image_paths(paths, recursive=False):
+    """The files of `paths`, a folder replaced by its image files (those
+    whose ending PIL opens, sorted; its subfolders' too with `recursive`).
+
+    Raises:
+        RunError: for a folder that holds no image file.
+    """
+    from PIL import Image
+
+    endings = {
+        ending
+        for ending, kind in Image.registered_extensions().items()
+        if kind in Image.OPEN
+    }
+    found = []
+    for path in paths:
+        if not os.path.isdir(path):
+            found.append(path)
+            continue
+        walk = os.walk(path) if recursive else [next(os.walk(path))]
+        images = sorted(
+            os.path.join(folder, name)
+            for folder, _, names in walk
+            for name in names
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in endings
+        )
+        if not images:
+            deeper = "" if recursive else " (--recursive looks in its subfolders too)"
+            raise runs.RunError(
+                f"The folder {path!r} holds no image file{deeper}; tfseg predicts "
+                "files ending in .jpg, .png, .bmp, .gif, .tif or another image "
+                "format PIL reads."
+            )
+        found += images
+    return found
+
+
+def predict_files(model_path, paths, out, tta="none", recursive=False):
+    """Predicts every readable image of `paths` (files, or folders of
+    images: `image_paths`) into the folder `out` with the model of a run
+    folder or an exported model at `model_path`.
 
     Returns:
         `{path: problem}` of the images that could not be read.
@@ -67,6 +106,7 @@ def predict_files(model_path, paths, out, tta="none"):
     from tfseg.inference import segment
     from tfseg.metrics import class_names_for
 
+    paths = image_paths(paths, recursive)
     prepare_output_dir(out)
     _, model = load_run_or_model(model_path)
     check_tta(model, tta)

@@ -35,7 +35,10 @@ def model_kind(path):
     elif os.path.isfile(path) and os.path.splitext(path)[1] in KINDS:
         return KINDS[os.path.splitext(path)[1]]
     if not os.path.exists(path):
-        raise runs.RunError(f"{path!r} does not exist.")
+        raise runs.RunError(
+            f"{path!r} does not exist. Pass a run folder that `tfseg train` made "
+            "(runs/<time>_<model>) or a model file that `tfseg export` wrote."
+        )
     raise runs.RunError(
         f"{path!r} is not a model tfseg can run: expected a run folder, a "
         ".tflite or .onnx file, a SavedModel folder (with saved_model.pb) or "

@@ -13,6 +13,9 @@ from tfseg.models import encoders
 # Decoder widths (deepest stage first) for the pretrained encoders, whose
 # deep features are much wider than the plain U-Net's.
 APPLICATION_DECODER_FILTERS = (256, 128, 64, 32, 16)
+# The plain encoder's shape: its first level's filters and its poolings.
+BASE_FILTERS = 64
+DEPTH = 4
 
 
 def build_unet(
@@ -21,8 +24,8 @@ def build_unet(
     encoder="unet",
     *,
     padding="same",
-    base_filters=64,
-    depth=4,
+    base_filters=BASE_FILTERS,
+    depth=DEPTH,
     batch_norm=False,
     decoder_filters=None,
     encoder_weights=None,
@@ -58,9 +61,10 @@ def build_unet(
         encoder: one of `tfseg.models.list_encoders()`. Defaults to `"unet"`.
         padding: `"same"` or `"valid"` (plain encoder only). Defaults to
             `"same"`.
-        base_filters: filters of the first level (plain encoder). Defaults
-            to `64`.
-        depth: number of 2x2 poolings (plain encoder). Defaults to `4`.
+        base_filters: filters of the first level (plain encoder only: a
+            pretrained encoder has its own widths). Defaults to `64`.
+        depth: number of 2x2 poolings (plain encoder only: a pretrained
+            encoder downsamples 5 times). Defaults to `4`.
         batch_norm: add batch norm after every 3x3 convolution; not in the
             paper, but it trains faster from scratch. Defaults to `False`.
         decoder_filters: filters per decoder stage, deepest first. Defaults
@@ -79,7 +83,9 @@ def build_unet(
 
     Raises:
         ValueError: for a size the network cannot take (naming the nearest
-            valid sizes), an unknown encoder or padding, or bad weights.
+            valid sizes), an unknown encoder or padding, bad weights, or
+            `depth`/`base_filters` with a pretrained encoder (they would be
+            ignored).
 
     Example:
 
@@ -103,6 +109,7 @@ def build_unet(
         depth=depth,
         padding=padding,
     )
+    _check_plain_encoder_arguments(encoder, depth=depth, base_filters=base_filters)
     stages = _decoder_strides(encoder, depth)
     if decoder_filters is None:
         if encoder == "unet":
@@ -138,6 +145,25 @@ def build_unet(
     x = layers.Conv2D(num_classes, 1, name="classifier")(x)
     outputs = blocks.float32_output(x)
     return keras.Model(inputs, outputs, name=name or default_name)
+
+
+def _check_plain_encoder_arguments(encoder, **given):
+    """Raises `ValueError` for arguments of the plain encoder (`depth`,
+    `base_filters`) changed from their defaults with another encoder, which
+    would ignore them; names the arguments that apply."""
+    defaults = {"depth": DEPTH, "base_filters": BASE_FILTERS}
+    changed = [f"{k}={v!r}" for k, v in given.items() if v != defaults[k]]
+    if encoder == "unet" or not changed:
+        return
+    applying = ["decoder_filters", "batch_norm (the decoder's)", "encoder_weights"]
+    applying += ["freeze_encoder"] + ["alpha"] * (encoder == "mobilenet_v2")
+    raise ValueError(
+        f"{' and '.join(changed)} shape the plain `unet` encoder; the "
+        f"{encoder!r} encoder has its own widths and depth (5 downsamplings), "
+        f"so they would be ignored. With encoder={encoder!r}, these apply: "
+        f"{', '.join(applying)}. Drop {', '.join(c.split('=')[0] for c in changed)}, "
+        "or use encoder='unet'."
+    )
 
 
 def _decoder_strides(encoder, depth):

@@ -12,6 +12,7 @@ import copy
 import importlib.util
 import os
 import sys
+import warnings
 
 import keras
 
@@ -121,15 +122,21 @@ class FitLoop:
     def fit_until(self, epochs):
         if self.csv_logger:
             self.csv_logger.append = self.epochs_done > 0
-        self.model.fit(
-            self.train_data,
-            validation_data=self.val_data,
-            epochs=epochs,
-            initial_epoch=self.epochs_done,
-            callbacks=self.callbacks,
-            shuffle=False,  # the batches shuffle, seeded
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        with warnings.catch_warnings():
+            # Keras's IoU metrics cast labels to int64, which JAX (without
+            # x64) makes int32, saying so each fit: class ids lose nothing.
+            warnings.filterwarnings(
+                "ignore", "Explicitly requested dtype int64", UserWarning
+            )
+            self.model.fit(
+                self.train_data,
+                validation_data=self.val_data,
+                epochs=epochs,
+                initial_epoch=self.epochs_done,
+                callbacks=self.callbacks,
+                shuffle=False,  # the batches shuffle, seeded
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
 
     def calibrate(self):
         """Times `CALIBRATION_EPOCHS` epochs, then plans the run's length."""

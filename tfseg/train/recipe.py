@@ -24,12 +24,11 @@ import contextlib
 import dataclasses
 import datetime
 import os
-import sys
 import time
 
 import keras
-import numpy as np
 
+from tfseg import environment
 from tfseg import files
 from tfseg import runs
 from tfseg.models.registry import pretrained_encoders
@@ -84,7 +83,7 @@ def train(config, explicit=None, started=None):
         steps = steps_per_epoch(config, splits)
         with scope():
             set_up_optimizer(model, start, steps)
-    write_run_folder(start, record)
+    start = write_run_folder(start, record)
     clock = RunClock(start.state, started)
     images = {split: len(examples) for split, examples in splits.items()}
     state = FitLoop(model, start, batches, clock, steps, images, record).run()
@@ -220,18 +219,25 @@ def set_up_optimizer(model, start, steps):
 
 def write_run_folder(start, record):
     """Makes a new run's folder with its `config.json` (a resumed run's is
-    rewritten: devices and versions may have changed); host 0 alone."""
+    rewritten: devices and versions may have changed); host 0 alone.
+    Returns the `RunStart` with the folder made (a picked name may have
+    been numbered, `runs.create_run`)."""
     if not hosts.is_writer():
-        return
+        return start
     if start.resuming:
         files.write_json(os.path.join(start.run_dir, runs.CONFIG), record)
-    else:
-        runs.create_run(start.run_dir, record)
-        print(f"run folder: {start.run_dir}")
+        return start
+    numbered = not start.config.run_name
+    start = dataclasses.replace(
+        start, run_dir=runs.create_run(start.run_dir, record, numbered)
+    )
+    print(f"run folder: {start.run_dir}")
+    return start
 
 
 def report(start, state, test, clock):
-    """The test report of the best model; marks the run finished."""
+    """The test report of the best model; marks the run finished (and drops
+    the `interrupted.keras` of a Ctrl-C that the run has since trained past)."""
     from tfseg.evaluate import report_run
 
     began = clock.elapsed()
@@ -244,17 +250,12 @@ def report(start, state, test, clock):
         "report_seconds": round(seconds - began, 3),
     }
     files.write_json(os.path.join(start.run_dir, runs.STATE), state)
+    interrupted = os.path.join(start.run_dir, runs.INTERRUPTED)
+    if os.path.isfile(interrupted):
+        os.remove(interrupted)
 
 
 def versions():
-    found = {
-        "python": sys.version.split()[0],
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-        "numpy": np.__version__,
-    }
-    for name in ("tensorflow", "jax"):
-        module = sys.modules.get(name)  # None where imports of it are blocked
-        if module is not None:
-            found[name] = module.__version__
-    return found
+    """`config.json`'s versions: those of `tfseg.environment`, with the
+    backend Keras runs on."""
+    return {**environment.versions(), "backend": keras.backend.backend()}
