@@ -111,3 +111,193 @@ def test_unknown_loss_lists_the_known_ones():
         ValueError, match="Unknown loss 'iou'.*'ce', 'dice', 'ce\\+dice'"
     ):
         losses.get_loss("iou")
+
+
+# --------------------------------------------------------------------------
+# Void pixels and any number of classes
+
+VOID = metrics.VOID
+# Eleven pixels of four classes (and a fifth, absent everywhere). Truth 0,
+# 0, 0, 1, 1, 2, 2, 2, then two VOID pixels and a 7 (outside 0..4, left out
+# as VOID is); class 3 is predicted once but is in no truth.
+VOID_TRUTH = np.array([0, 0, 0, 1, 1, 2, 2, 2, VOID, VOID, 7])
+VOID_PREDICTED = np.array([0, 0, 1, 1, 3, 2, 2, 0, 0, 2, 1])
+# Rows truth, columns prediction, of the eight scored pixels.
+VOID_MATRIX = [
+    [2, 1, 0, 0, 0],
+    [0, 1, 0, 1, 0],
+    [1, 0, 2, 0, 0],
+    [0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0],
+]
+# TP 2, 1, 2, 0; |truth| 3, 2, 3, 0; |prediction| 3, 2, 2, 1; class 4: none.
+VOID_IOU = [2 / 4, 1 / 3, 2 / 3, 0 / 1]
+
+
+def test_confusion_matrix_leaves_void_out_and_scores_by_hand():
+    matrix = metrics.ConfusionMatrix(5)
+    matrix.update(VOID_TRUTH, VOID_PREDICTED)
+    np.testing.assert_array_equal(matrix.matrix, VOID_MATRIX)
+    scores = matrix.scores()
+    assert scores["ignored_pixels"] == 3
+    assert scores["scored_pixels"] == scores["pixels"] == 8
+    assert scores["iou"][:4] == pytest.approx(VOID_IOU)
+    assert np.isnan(scores["iou"][4]) and np.isnan(scores["dice"][4])
+    # Class 3 is predicted, so its IoU of 0 counts; class 4 is left out.
+    assert scores["mean_iou"] == pytest.approx(sum(VOID_IOU) / 4)
+    assert scores["dice"][:4] == pytest.approx([4 / 6, 2 / 4, 4 / 5, 0.0])
+    assert scores["pixel_accuracy"] == scores["global_accuracy"] == 5 / 8
+    # Recall of the classes in the truth (0, 1, 2): 2/3, 1/2, 2/3.
+    assert scores["class_average_accuracy"] == pytest.approx(
+        (2 / 3 + 1 / 2 + 2 / 3) / 3
+    )
+    # Truth shares 3/8, 2/8, 3/8 (classes 3, 4: none) times IoU.
+    assert scores["frequency_weighted_iou"] == pytest.approx(
+        3 / 8 * 2 / 4 + 2 / 8 * 1 / 3 + 3 / 8 * 2 / 3
+    )
+
+
+def test_confusion_matrix_of_void_alone_scores_nothing():
+    matrix = metrics.ConfusionMatrix(3)
+    matrix.update(np.full(4, VOID), np.zeros(4))
+    scores = matrix.scores()
+    assert scores["ignored_pixels"] == 4 and scores["scored_pixels"] == 0
+    for key in ("pixel_accuracy", "class_average_accuracy", "frequency_weighted_iou"):
+        assert np.isnan(scores[key]), key
+
+
+def test_confusion_matrix_refuses_predictions_outside_the_classes():
+    matrix = metrics.ConfusionMatrix(3)
+    with pytest.raises(ValueError, match="Received predicted class 3; expected"):
+        matrix.update(np.array([0, 1]), np.array([0, 3]))
+
+
+def test_training_metrics_take_class_names_as_safe_metric_names():
+    found = [m.name for m in metrics.training_metrics(["Road", "Sky line", "car-park"])]
+    assert found[2:] == ["iou_road", "iou_sky_line", "iou_car_park"]
+    assert [m.name for m in metrics.training_metrics(3)][2:] == [
+        "iou_pet",
+        "iou_background",
+        "iou_border",
+    ]
+    with pytest.raises(ValueError, match="give the metric names.*Rename the"):
+        metrics.training_metrics(["Car", "car"])
+
+
+def test_training_metrics_ignore_a_class_inside_the_range():
+    # Truth 0, 0, 1, 2 against 0, 1, 1, 1, with background (1) ignored:
+    # rows truth, columns prediction [[1, 1, 0], [0, 0, 0], [0, 1, 0]].
+    results = {}
+    for metric in metrics.training_metrics(3, ignore_class=1):
+        metric.update_state(TRUTH[..., None], logits_for(PREDICTED))
+        results[metric.name] = float(metric.result())
+    assert results["pixel_accuracy"] == pytest.approx(1 / 3)
+    # IoU pet 1 / (1 + 1), background 0 / 2, border 0 / 1.
+    assert results["mean_iou"] == pytest.approx((1 / 2 + 0 + 0) / 3)
+    assert results["iou_pet"] == pytest.approx(1 / 2)
+    assert results["iou_background"] == pytest.approx(0.0)
+
+
+def test_keras_metrics_of_a_model_match_the_confusion_matrix_with_void():
+    # Two images of 1 x 11 pixels: the pixels above, then the same shifted;
+    # the 7 is VOID, as the data pipeline makes every void value.
+    labels = np.where(VOID_TRUTH == 7, VOID, VOID_TRUTH)
+    truth = np.stack([labels, np.roll(labels, 3)])[:, None, :, None]
+    predicted = np.stack([VOID_PREDICTED, np.roll(VOID_PREDICTED, 3)])[:, None]
+    names = ["Road", "Sky", "Car", "Tree", "Sign"]
+    model = keras.Sequential([keras.Input((1, 11, 5)), keras.layers.Identity()])
+    model.compile(
+        loss=losses.get_loss("ce", ignore_class=VOID),
+        metrics=metrics.training_metrics(names, ignore_class=VOID),
+    )
+    logged = model.evaluate(
+        logits_for(predicted, 5), truth, batch_size=1, return_dict=True, verbose=0
+    )
+    matrix = metrics.ConfusionMatrix(5)
+    matrix.update(truth, predicted)
+    scores = matrix.scores()
+    assert scores["ignored_pixels"] == 6
+    assert logged["pixel_accuracy"] == pytest.approx(scores["pixel_accuracy"])
+    assert logged["mean_iou"] == pytest.approx(scores["mean_iou"])
+    for name, iou in zip(names, scores["iou"]):
+        # Keras gives 0 where the ConfusionMatrix gives nan (class 4).
+        assert logged[f"iou_{name.lower()}"] == pytest.approx(np.nan_to_num(iou))
+
+
+def test_pixel_accuracy_leaves_void_out_and_weighs_pixels():
+    # Truth 0, 1, VOID, 2; predicted 0, 0, 1, 2: two right of three scored
+    # (VOID, outside the classes, is never scored).
+    truth = np.array([[[0], [1], [VOID], [2]]])
+    logits = logits_for(np.array([[0, 0, 1, 2]]))
+    plain = metrics.PixelAccuracy()
+    plain.update_state(truth, logits)
+    assert float(plain.result()) == pytest.approx(2 / 3)
+    # An ignored class inside the range: truth 1 and 2 left, one right.
+    without_pets = metrics.PixelAccuracy(ignore_class=0)
+    without_pets.update_state(truth, logits)
+    assert float(without_pets.result()) == pytest.approx(1 / 2)
+    accuracy = metrics.PixelAccuracy(ignore_class=VOID)
+    accuracy.update_state(truth, logits)
+    assert float(accuracy.result()) == pytest.approx(2 / 3)
+    # Weights per pixel: the wrong pixel weighs 3, so 2 right of 5.
+    accuracy.reset_state()
+    accuracy.update_state(truth, logits, sample_weight=np.array([[1, 3, 1, 1]]))
+    assert float(accuracy.result()) == pytest.approx(2 / 5)
+    restored = keras.metrics.deserialize(keras.metrics.serialize(accuracy))
+    assert restored.ignore_class == VOID and restored.name == "pixel_accuracy"
+
+
+# Truth of a 2 x 3 image with two VOID pixels, and fixed random logits.
+LOSS_TRUTH = np.array([[[0, VOID, 2], [1, 0, VOID]]], np.int32)
+LOSS_LOGITS = np.random.default_rng(2).normal(size=(1, 2, 3, 3)).astype(np.float32)
+SCORED = LOSS_TRUTH != VOID
+
+
+def test_crossentropy_ignores_void_by_hand():
+    logits = np.zeros((1, 1, 3, 3), np.float32)
+    logits[0, 0, 0] = [2.0, 0.0, -1.0]  # truth 0
+    logits[0, 0, 1] = [9.0, 9.0, 9.0]  # VOID: counts in nothing
+    logits[0, 0, 2] = [0.0, 1.0, 0.0]  # truth 2
+    truth = np.array([[[0, VOID, 2]]], np.int32)
+    first = np.log(np.exp(2.0) / (np.exp(2.0) + 1 + np.exp(-1.0)))
+    second = np.log(1 / (2 + np.e))
+    loss = losses.get_loss("ce", ignore_class=VOID)(truth, logits)
+    assert float(loss) == pytest.approx(-(first + second) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", losses.LOSS_NAMES)
+def test_void_pixels_count_in_no_loss(name):
+    loss = losses.get_loss(name, ignore_class=VOID)
+    value = float(loss(LOSS_TRUTH, LOSS_LOGITS))
+    # The same loss of the four scored pixels alone, as a 1 x 4 image.
+    alone = losses.get_loss(name)(
+        LOSS_TRUTH[SCORED][None, None], LOSS_LOGITS[SCORED][None, None]
+    )
+    assert value == pytest.approx(float(alone), rel=1e-5)
+    # Other predictions at the void pixels only: the same loss.
+    at_void = LOSS_LOGITS.copy()
+    at_void[~SCORED] = [[8.0, -3.0, 1.0], [-5.0, 0.0, 7.0]]
+    assert float(loss(LOSS_TRUTH, at_void)) == pytest.approx(value, rel=1e-6)
+    # Another prediction at one scored pixel: another loss.
+    at_scored = LOSS_LOGITS.copy()
+    at_scored[0, 0, 0] = [-4.0, 4.0, 0.0]
+    assert abs(float(loss(LOSS_TRUTH, at_scored)) - value) > 1e-3
+
+
+@pytest.mark.parametrize("name", losses.LOSS_NAMES)
+def test_losses_with_ignore_class_serialize(name):
+    loss = losses.get_loss(name, ignore_class=VOID)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert float(restored(LOSS_TRUTH, LOSS_LOGITS)) == pytest.approx(
+        float(loss(LOSS_TRUTH, LOSS_LOGITS))
+    )
+
+
+@pytest.mark.parametrize(
+    "loss_class",
+    [losses.SoftDiceLoss, losses.CrossentropyDiceLoss, losses.SparseFocalLoss],
+)
+def test_configs_saved_before_ignore_class_still_load(loss_class):
+    config = loss_class().get_config()
+    del config["ignore_class"]
+    assert loss_class.from_config(config).ignore_class is None

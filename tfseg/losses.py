@@ -9,6 +9,10 @@ trained model without its compile state, which reloads anywhere.
 - `"dice"`: `SoftDiceLoss`, 1 - mean soft Dice over classes.
 - `"ce+dice"`: `CrossentropyDiceLoss`, the sum of the two.
 - `"focal"`: `SparseFocalLoss`, focal cross-entropy (Lin et al. 2017).
+
+Each takes `ignore_class` (usually `tfseg.metrics.VOID`): pixels with that
+label count in no term. Per-pixel terms are then averaged over the other
+pixels (as Keras's own `ignore_class` does), and Dice sums run over them.
 """
 
 import keras
@@ -17,23 +21,48 @@ from keras import ops
 from tfseg.config import LOSS_NAMES
 
 
-def _probabilities_and_one_hot(y_true, y_pred):
-    """float32 softmax of the logits and one-hot labels, `(batch, H, W, C)`."""
+def _probabilities_and_one_hot(y_true, y_pred, ignore_class=None):
+    """float32 softmax of the logits and one-hot labels, `(batch, H, W, C)`,
+    and the scored pixels, `(batch, H, W)`: 1.0, or 0.0 where the label is
+    `ignore_class` (whose one-hot row is all zeros)."""
     logits = ops.cast(y_pred, "float32")
     num_classes = ops.shape(logits)[-1]
     labels = ops.cast(ops.reshape(y_true, ops.shape(logits)[:-1]), "int32")
-    return ops.softmax(logits, axis=-1), ops.one_hot(labels, num_classes)
+    if ignore_class is None:
+        scored = ops.ones(ops.shape(labels), "float32")
+    else:
+        scored = ops.cast(ops.not_equal(labels, ignore_class), "float32")
+        labels = ops.where(scored > 0, labels, 0)
+    one_hot = ops.one_hot(labels, num_classes) * scored[..., None]
+    return ops.softmax(logits, axis=-1), one_hot, scored
 
 
-def soft_dice(y_true, y_pred, smooth=1.0):
+def _averaged_over_scored(values, scored, reduction):
+    """Per-pixel `values` at scored pixels and 0 elsewhere, weighted so that
+    Keras's mean over every pixel is the mean over the scored ones.
+
+    The weighting of `keras.losses.Loss`'s own masks (`total / scored` under
+    the mean reductions), which Keras applies to its cross-entropy's
+    `ignore_class`; without an ignored pixel every weight is 1.
+    """
+    if reduction not in ("mean", "sum_over_batch_size"):
+        return values * scored
+    return values * ops.divide_no_nan(scored, ops.mean(scored))
+
+
+def soft_dice(y_true, y_pred, smooth=1.0, ignore_class=None):
     """Soft Dice per class over the whole batch, float32 `(num_classes,)`.
 
     Dice = (2 |P * T| + smooth) / (|P| + |T| + smooth), with P the softmax of
     the logits and T the one-hot masks, summed over every pixel of the
-    batch. The sums run in float32 even under mixed precision (float16 sums
-    of a 128 x 128 x 64 batch would overflow at 65,504).
+    batch whose label is not `ignore_class`. The sums run in float32 even
+    under mixed precision (float16 sums of a 128 x 128 x 64 batch would
+    overflow at 65,504).
     """
-    probabilities, one_hot = _probabilities_and_one_hot(y_true, y_pred)
+    probabilities, one_hot, scored = _probabilities_and_one_hot(
+        y_true, y_pred, ignore_class
+    )
+    probabilities = probabilities * scored[..., None]
     axes = (0, 1, 2)
     intersection = ops.sum(probabilities * one_hot, axis=axes)
     total = ops.sum(probabilities, axis=axes) + ops.sum(one_hot, axis=axes)
@@ -50,6 +79,7 @@ class SoftDiceLoss(keras.losses.Loss):
 
     Args:
         smooth: added to numerator and denominator. Defaults to `1.0`.
+        ignore_class: a label left out of the Dice sums. Defaults to `None`.
         name: loss name. Defaults to `"soft_dice"`.
 
     Example:
@@ -61,16 +91,21 @@ class SoftDiceLoss(keras.losses.Loss):
     True
     """
 
-    def __init__(self, smooth=1.0, name="soft_dice", **kwargs):
+    def __init__(self, smooth=1.0, ignore_class=None, name="soft_dice", **kwargs):
         super().__init__(name=name, **kwargs)
         self.smooth = smooth
+        self.ignore_class = ignore_class
 
     def call(self, y_true, y_pred):
-        loss = 1.0 - ops.mean(soft_dice(y_true, y_pred, self.smooth))
-        return ops.broadcast_to(loss, ops.shape(y_pred)[:-1])
+        dice = soft_dice(y_true, y_pred, self.smooth, self.ignore_class)
+        return ops.broadcast_to(1.0 - ops.mean(dice), ops.shape(y_pred)[:-1])
 
     def get_config(self):
-        return {**super().get_config(), "smooth": self.smooth}
+        return {
+            **super().get_config(),
+            "smooth": self.smooth,
+            "ignore_class": self.ignore_class,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfseg")
@@ -80,18 +115,31 @@ class CrossentropyDiceLoss(keras.losses.Loss):
     Args:
         dice_weight: weight of the Dice term. Defaults to `1.0`.
         smooth: Dice smoothing. Defaults to `1.0`.
+        ignore_class: a label that counts in neither term. Defaults to
+            `None`.
         name: loss name. Defaults to `"crossentropy_dice"`.
     """
 
-    def __init__(self, dice_weight=1.0, smooth=1.0, name="crossentropy_dice", **kwargs):
+    def __init__(
+        self,
+        dice_weight=1.0,
+        smooth=1.0,
+        ignore_class=None,
+        name="crossentropy_dice",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.dice_weight = dice_weight
         self.smooth = smooth
+        self.ignore_class = ignore_class
 
     def call(self, y_true, y_pred):
-        probabilities, one_hot = _probabilities_and_one_hot(y_true, y_pred)
+        probabilities, one_hot, scored = _probabilities_and_one_hot(
+            y_true, y_pred, self.ignore_class
+        )
         crossentropy = -ops.sum(one_hot * ops.log(ops.maximum(probabilities, 1e-7)), -1)
-        dice = 1.0 - ops.mean(soft_dice(y_true, y_pred, self.smooth))
+        dice = 1.0 - ops.mean(soft_dice(y_true, y_pred, self.smooth, self.ignore_class))
+        crossentropy = _averaged_over_scored(crossentropy, scored, self.reduction)
         return crossentropy + self.dice_weight * dice
 
     def get_config(self):
@@ -99,6 +147,7 @@ class CrossentropyDiceLoss(keras.losses.Loss):
             **super().get_config(),
             "dice_weight": self.dice_weight,
             "smooth": self.smooth,
+            "ignore_class": self.ignore_class,
         }
 
 
@@ -112,36 +161,60 @@ class SparseFocalLoss(keras.losses.Loss):
 
     Args:
         gamma: focusing parameter; 0 gives cross-entropy. Defaults to `2.0`.
+        ignore_class: a label left out of the mean. Defaults to `None`.
         name: loss name. Defaults to `"sparse_focal"`.
     """
 
-    def __init__(self, gamma=2.0, name="sparse_focal", **kwargs):
+    def __init__(self, gamma=2.0, ignore_class=None, name="sparse_focal", **kwargs):
         super().__init__(name=name, **kwargs)
         self.gamma = gamma
+        self.ignore_class = ignore_class
 
     def call(self, y_true, y_pred):
         logits = ops.cast(y_pred, "float32")
         log_probabilities = ops.log_softmax(logits, axis=-1)
-        _, one_hot = _probabilities_and_one_hot(y_true, y_pred)
+        _, one_hot, scored = _probabilities_and_one_hot(
+            y_true, y_pred, self.ignore_class
+        )
         log_true = ops.sum(one_hot * log_probabilities, axis=-1)
-        return -((1.0 - ops.exp(log_true)) ** self.gamma) * log_true
+        focal = -((1.0 - ops.exp(log_true)) ** self.gamma) * log_true
+        return _averaged_over_scored(focal, scored, self.reduction)
 
     def get_config(self):
-        return {**super().get_config(), "gamma": self.gamma}
+        return {
+            **super().get_config(),
+            "gamma": self.gamma,
+            "ignore_class": self.ignore_class,
+        }
 
 
-def get_loss(name):
+def get_loss(name, ignore_class=None):
     """Returns the loss for a name of `LOSS_NAMES`.
+
+    Args:
+        name: one of `LOSS_NAMES` (`"ce"`, `"dice"`, `"ce+dice"`, `"focal"`).
+        ignore_class: a label that counts in no loss, usually
+            `tfseg.metrics.VOID`. Defaults to `None` (every pixel counts).
+
+    Returns:
+        A `keras.losses.Loss` taking sparse masks and logits.
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
+
+    Example:
+
+    >>> get_loss("focal", ignore_class=255).ignore_class
+    255
     """
     if name == "ce":
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=ignore_class
+        )
     if name == "dice":
-        return SoftDiceLoss()
+        return SoftDiceLoss(ignore_class=ignore_class)
     if name == "ce+dice":
-        return CrossentropyDiceLoss()
+        return CrossentropyDiceLoss(ignore_class=ignore_class)
     if name == "focal":
-        return SparseFocalLoss()
+        return SparseFocalLoss(ignore_class=ignore_class)
     raise ValueError(f"Unknown loss {name!r}; choose one of {list(LOSS_NAMES)}.")
