@@ -179,7 +179,7 @@ def test_help_needs_no_backend():
 
 
 def test_broken_data_names_the_flag_or_the_argument(tmp_path, capfd):
-    from tfseg.data.decoding import DataError
+    from tfseg.data.dataset import DataError
 
     error = DataError({"cat_1": "image file is missing"})
     assert "skip_bad=True" in str(error) and "--skip-bad" not in str(error)

@@ -40,7 +40,7 @@ from tfseg.data.synthetic import write_synthetic_pets
 _LAZY = {
     "ArrayBatches": "tfseg.data.batches",
     "Augmentation": "tfseg.data.augment",
-    "DataError": "tfseg.data.decoding",
+    "DataError": "tfseg.data.dataset",
     "inspect_pair": "tfseg.data.decoding",
     "load_examples": "tfseg.data.pipeline",
     "make_dataset": "tfseg.data.pipeline",

@@ -27,47 +27,6 @@ STATUS_MESSAGES = {
 }
 
 
-class DataError(ValueError):
-    """Bad input data: names each broken file and its problem.
-
-    Its message names the Python argument that leaves broken files out
-    (`skip_bad=True`); `cli_message`, which the command line prints, names
-    the flag (`--skip-bad`).
-
-    Attributes:
-        problems: `{name: problem}` of every broken example found.
-    """
-
-    # Enough to list every problem of a damaged copy in one report; beyond
-    # it the folder is likely not the dataset, and verify-data lists all.
-    MAX_SHOWN = 100
-
-    def __init__(self, problems, hint=""):
-        self.problems = dict(problems)
-        self.hint = hint
-        super().__init__(self.describe("skip_bad=True"))
-
-    @property
-    def cli_message(self):
-        return self.describe("--skip-bad")
-
-    def describe(self, skip_option):
-        """The message, with `skip_option` as the way to leave files out."""
-        shown = sorted(self.problems.items())[: self.MAX_SHOWN]
-        lines = [f"  {name}: {problem}" for name, problem in shown]
-        if len(self.problems) > len(shown):
-            lines.append(
-                f"  ... and {len(self.problems) - len(shown)} more "
-                "(`tfseg verify-data DIR` lists every one)"
-            )
-        return (
-            f"{len(self.problems)} broken example(s):\n"
-            + "\n".join(lines)
-            + f"\nFix or remove these files, or pass {skip_option} to leave them "
-            "out and report them." + (f"\n{self.hint}" if self.hint else "")
-        )
-
-
 def decode_image(contents, min_side=None):
     """Decodes JPEG, PNG, GIF or BMP bytes to uint8 RGB `(h, w, 3)`.
 

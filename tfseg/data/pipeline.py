@@ -33,9 +33,9 @@ from tfseg.data.arrays import load_npz
 from tfseg.data.augment import tf_ops
 from tfseg.data.class_weights import class_weight_table
 from tfseg.data.class_weights import pixel_weights
+from tfseg.data.dataset import DataError
 from tfseg.data.decoding import STATUS_MESSAGES
 from tfseg.data.decoding import STATUS_OK
-from tfseg.data.decoding import DataError
 from tfseg.data.decoding import check_resize_mode
 from tfseg.data.decoding import decode_image
 from tfseg.data.decoding import inspect_pair

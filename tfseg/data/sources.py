@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfseg.config import DEFAULT_IMAGE_SIZE
 from tfseg.config import SPLITS
 from tfseg.data import pipeline
-from tfseg.data.decoding import DataError
+from tfseg.data.dataset import DataError
 from tfseg.data.layout import OxfordPetFolder
 from tfseg.data.layout import check_splits
 from tfseg.data.layout import stratified_split
