@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import datetime
 import os
+import sys
 import time
 
 import keras
@@ -257,5 +258,10 @@ def report(start, state, test, clock):
 
 def versions():
     """`config.json`'s versions: those of `tfseg.environment`, with the
-    backend Keras runs on."""
-    return {**environment.versions(), "backend": keras.backend.backend()}
+    backend Keras runs on; TensorFlow and JAX only where this run imported
+    them (a run without TensorFlow records none, though it is installed)."""
+    found = {**environment.versions(), "backend": keras.backend.backend()}
+    for name in ("tensorflow", "jax"):
+        if sys.modules.get(name) is None:  # None where imports are blocked
+            found.pop(name, None)
+    return found
