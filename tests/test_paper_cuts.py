@@ -596,18 +596,3 @@ def test_onnx_export_raises_no_library_warning(finished_run, tmp_path):
     out = str(tmp_path / "model.onnx")
     assert cli_main(["export", finished_run, "--format", "onnx", "--out", out]) == 0
     assert os.path.isfile(out)
-
-
-def test_training_on_jax_raises_no_library_warning(tmp_path):
-    pytest.importorskip("jax")
-    flags = [*TINY, *UNET, "--epochs", "1", "--output-dir", str(tmp_path)]
-    process = subprocess.run(
-        [sys.executable, "-W", "error::UserWarning", "-m", "tfseg", "train", *flags],
-        cwd=PROJECT_ROOT,
-        env=dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert process.returncode == 0, (process.stdout + process.stderr)[-3000:]
-    assert "Warning" not in process.stderr
