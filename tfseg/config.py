@@ -9,6 +9,17 @@ import dataclasses
 import os
 
 DEFAULT_IMAGE_SIZE = 128
+# The class id of void ("ignore") pixels: the pipeline maps every void mask
+# value to it, and losses and metrics given `ignore_class=VOID` leave those
+# pixels out. 255 is what most datasets use already (Pascal VOC,
+# Cityscapes' trainIds), and leaves class ids 0 to 254.
+VOID = 255
+# Oxford-IIIT Pet's classes (its trimaps' 1, 2, 3), and with `--binary`.
+PET_CLASS_NAMES = ("pet", "background", "border")
+BINARY_CLASS_NAMES = ("pet", "background")
+# `--class-weights median-frequency`: SegNet's median frequency balancing,
+# computed from the training masks (`data.class_weights`).
+MEDIAN_FREQUENCY = "median-frequency"
 # Sides `--image-size` takes. Every example of a split is held in memory
 # decoded, 4 bytes a pixel (RGB and the mask): 16 MiB an example at the
 # largest (the dataset's photos are about 500 px).
@@ -52,11 +63,13 @@ COMPARE_SETTINGS = (
     "seed",
     "max_examples",
     "time_budget",
+    "dataset",
 )
 COMPARE_DEFAULTS = {"epochs": 10}
 # The settings `tfseg export-data` takes: those that decide the splits.
 EXPORT_DATA_SETTINGS = (
     "data_dir",
+    "dataset",
     "image_size",
     "val_fraction",
     "seed",
@@ -65,7 +78,11 @@ EXPORT_DATA_SETTINGS = (
     "skip_bad",
 )
 # Settings holding paths: saved absolute, so a run is usable from any folder.
-PATH_FIELDS = ("data_dir", "data_npz", "cache_dir", "output_dir", "resume")
+PATH_FIELDS = (
+    "data_dir", "dataset", "data_npz", "cache_dir", "output_dir", "resume"
+)  # fmt: skip
+# Settings no flag sets: what a run finds out (its data's classes).
+FOUND_FIELDS = ("description",)
 # Settings a resumed run may change: how long it trains, where it is (and,
 # across hosts, which host this is and where they meet).
 RESUMABLE_FIELDS = (
@@ -83,8 +100,12 @@ class TrainConfig:
     """Every setting of a training run; saved as `config.json`.
 
     Attributes mirror the flags of `tfseg train` (`--image-size` sets
-    `image_size`). `encoder_weights="auto"` means ImageNet weights for
-    pretrained encoders and none for models trained from scratch.
+    `image_size`), but for `FOUND_FIELDS`. `encoder_weights="auto"` means
+    ImageNet weights for pretrained encoders and none for models trained
+    from scratch. `image_size` is a side (square) or `(height, width)`.
+    `description` is the data's `DatasetDescription.to_dict()`, found when
+    the run starts (`None` for Oxford-IIIT Pet, whose classes are
+    `PET_CLASS_NAMES`), so a run knows its classes wherever it is read.
     """
 
     recipe: str = "tfseg"
@@ -93,6 +114,7 @@ class TrainConfig:
     encoder: str = None
     alpha: float = None
     data_dir: str = None
+    dataset: str = None
     data_npz: str = None
     synthetic: int = 0
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -126,6 +148,7 @@ class TrainConfig:
     host_index: int = 0
     coordinator: str = None
     host_timeout: float = 300.0
+    description: dict = None
 
     @classmethod
     def for_recipe(cls, recipe="tfseg", **settings):
@@ -138,7 +161,38 @@ class TrainConfig:
 
     @property
     def num_classes(self):
-        return 2 if self.binary else 3
+        return len(self.class_names)
+
+    @property
+    def class_names(self):
+        """The class names in id order: the data's, or the pets'."""
+        if self.description:
+            return tuple(self.description["classes"])
+        return BINARY_CLASS_NAMES if self.binary else PET_CLASS_NAMES
+
+    @property
+    def classes_known(self):
+        """Whether `class_names` is final: the data is described, or it is
+        the pets (a folder or exports are described when the run starts)."""
+        return bool(self.description) or not (self.data_dir or self.data_npz)
+
+    @property
+    def class_colors(self):
+        """One `(r, g, b)` per class from the data's description, or `None`
+        (`tfseg.visualize` picks the colours)."""
+        colors = (self.description or {}).get("colors")
+        return tuple(map(tuple, colors)) if colors else None
+
+    @property
+    def ignore_class(self):
+        """`VOID` for data described by a `DatasetDescription` (void pixels,
+        padding), `None` for the pets (every pixel is a class)."""
+        return VOID if self.description else None
+
+    @property
+    def image_shape(self):
+        """`(height, width)` of `image_size`."""
+        return image_shape(self.image_size)
 
     def absolute(self):
         """A copy whose paths (data, cache, output, resume, a weights file)
@@ -165,14 +219,14 @@ class TrainConfig:
                 f"--batch-size must be at least 1, not {self.batch_size}",
             ),
             (
-                self.image_size >= MIN_IMAGE_SIZE,
-                f"--image-size must be at least {MIN_IMAGE_SIZE}, not "
-                f"{self.image_size}",
+                min(self.image_shape) >= MIN_IMAGE_SIZE,
+                f"--image-size sides must be at least {MIN_IMAGE_SIZE}, not "
+                f"{format_size(self.image_size)}",
             ),
             (
-                self.image_size <= MAX_IMAGE_SIZE,
-                f"--image-size must be at most {MAX_IMAGE_SIZE}, not "
-                f"{self.image_size}: {self._memory_at_size()}",
+                max(self.image_shape) <= MAX_IMAGE_SIZE,
+                f"--image-size sides must be at most {MAX_IMAGE_SIZE}, not "
+                f"{format_size(self.image_size)}: {self._memory_at_size()}",
             ),
             (self.recipe in RECIPES, f"--recipe must be one of {tuple(RECIPES)}"),
             (self.learning_rate > 0, "--learning-rate must be positive"),
@@ -217,14 +271,12 @@ class TrainConfig:
                 "already, so drop --cache-dir",
             ),
             (
-                self.class_weights is None
-                or len(self.class_weights) == self.num_classes,
-                f"--class-weights needs {self.num_classes} values (one per class: "
-                f"{self.num_classes - 1} is the last); received "
-                f"{list(self.class_weights or [])}",
+                not self.dataset or self.data_dir,
+                f"--dataset {self.dataset} describes a --data-dir folder; pass "
+                "--data-dir DIR too",
             ),
             (
-                self.class_weights is None
+                self.class_weights in (None, MEDIAN_FREQUENCY)
                 or all(weight > 0 for weight in self.class_weights),
                 "--class-weights must be positive numbers (a class weighted 0 or "
                 f"less is not learned, or unlearned); received "
@@ -256,15 +308,29 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"{message}.")
+        if self.classes_known:
+            self.check_class_weights()
+
+    def check_class_weights(self):
+        """Raises `ValueError` unless `class_weights` has one per class."""
+        weights = self.class_weights
+        if weights in (None, MEDIAN_FREQUENCY) or len(weights) == self.num_classes:
+            return
+        raise ValueError(
+            f"--class-weights needs {self.num_classes} values, one per class "
+            f"({', '.join(self.class_names)}); received {list(weights)}. Or "
+            f"pass --class-weights {MEDIAN_FREQUENCY}."
+        )
 
     def _memory_at_size(self):
         """The memory the decoded examples take at `image_size`, in words."""
-        each = self.image_size**2 * BYTES_PER_PIXEL
+        height, width = self.image_shape
+        each = height * width * BYTES_PER_PIXEL
         count = self.synthetic or (3 * self.max_examples if self.max_examples else 0)
         count = count or PET_IMAGES
         return (
             f"every example is held in memory decoded, {_in_bytes(each)} each at "
-            f"{self.image_size} px (image and mask), {_in_bytes(each * count)} "
+            f"{format_size(self.image_size)} px (image and mask), {_in_bytes(each * count)} "
             f"for {count:,} examples"
         )
 
@@ -291,8 +357,11 @@ class TrainConfig:
                 "It was written by another version of tfseg."
             )
         values = dict(values)
-        if values.get("class_weights") is not None:
-            values["class_weights"] = tuple(values["class_weights"])
+        weights = values.get("class_weights")
+        if weights is not None and weights != MEDIAN_FREQUENCY:
+            values["class_weights"] = tuple(weights)
+        if isinstance(values.get("image_size"), list):
+            values["image_size"] = tuple(values["image_size"])
         return cls(**values)
 
 
@@ -319,6 +388,36 @@ RECIPES = {
         "ema": 0.0,
     },
 }
+
+
+def image_shape(size):
+    """`(height, width)` of an image size: a side, or `(height, width)`."""
+    if isinstance(size, (tuple, list)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+def format_size(size):
+    """`"128"` or `"352x480"`: an image size as `--image-size` takes it."""
+    height, width = image_shape(size)
+    return str(height) if height == width else f"{height}x{width}"
+
+
+def parse_size(text):
+    """`--image-size`'s value: `"128"` -> `128`, `"352x480"` -> `(352, 480)`
+    (height x width; a square `HxH` is the side alone).
+
+    Raises:
+        ValueError: for anything else, with the forms it takes.
+    """
+    parts = str(text).lower().replace(" ", "").split("x")
+    if len(parts) in (1, 2) and all(part.isdigit() for part in parts):
+        sides = tuple(int(part) for part in parts)
+        return sides[0] if len(set(sides)) == 1 else sides
+    raise ValueError(
+        f"an image size is a side (128) or HEIGHTxWIDTH (352x480); received "
+        f"{text!r}"
+    )
 
 
 def _in_bytes(count):

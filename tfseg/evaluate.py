@@ -15,6 +15,9 @@ from tfseg import files
 from tfseg import runs
 from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import TrainConfig
+from tfseg.config import format_size
+from tfseg.config import image_shape
+from tfseg.data.described import describe_data
 from tfseg.inference import check_tta
 from tfseg.inference import predict_logits
 from tfseg.inference import resize_logits
@@ -24,10 +27,17 @@ from tfseg.progress import Progress
 
 # Test images shown in a run's predictions.png.
 SHOWN_IMAGES = 6
+# The resolutions a report scores at, in its order.
+RESOLUTIONS = ("training_resolution", "original_resolution")
 
 
 def evaluate_model(
-    model, examples, batch_size=DEFAULT_BATCH_SIZE, progress=True, tta="none"
+    model,
+    examples,
+    batch_size=DEFAULT_BATCH_SIZE,
+    progress=True,
+    tta="none",
+    class_names=None,
 ):
     """Scores `model` on `Examples`.
 
@@ -40,6 +50,9 @@ def evaluate_model(
         progress: show progress. Defaults to `True`.
         tta: `"none"` or `"flip"` (see `tfseg.config.TTA_MODES`). Defaults
             to `"none"`.
+        class_names: the name of each class. Defaults to `None`
+            (`class_names_for` the model's output count). Void pixels
+            (`VOID`) are scored in no class and counted as `ignored_pixels`.
 
     Returns:
         dict: `images` (the number scored), `class_names`, and per resolution
@@ -62,7 +75,7 @@ def evaluate_model(
     counter.done()
     report = {
         "images": len(examples),
-        "class_names": list(class_names_for(num_classes)),
+        "class_names": list(class_names or class_names_for(num_classes)),
         "training_resolution": at_training.scores(),
     }
     if at_original is not None:
@@ -75,8 +88,8 @@ def evaluate_model(
 def format_report(report):
     """A Markdown table of a report from `evaluate_model`."""
     names = report["class_names"]
-    header = ["resolution", "pixel acc", "mean IoU", *(f"IoU {n}" for n in names)]
-    header += [f"Dice {n}" for n in names]
+    header = ["resolution", "global acc", "class acc", "mean IoU", "fw IoU"]
+    header += [*(f"IoU {n}" for n in names), *(f"Dice {n}" for n in names)]
     source = report.get("data")
     flips = " with flip test-time augmentation" if report.get("tta") else ""
     model = report.get("model")
@@ -91,14 +104,27 @@ def format_report(report):
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
     ]
-    for key in ("training_resolution", "original_resolution"):
+    ignored = []
+    for key in RESOLUTIONS:
         if key not in report:
             continue
         scores = report[key]
-        values = [scores["pixel_accuracy"], scores["mean_iou"], *scores["iou"]]
-        values += scores["dice"]
+        values = [
+            scores["pixel_accuracy"],
+            scores.get("class_average_accuracy", float("nan")),
+            scores["mean_iou"],
+            scores.get("frequency_weighted_iou", float("nan")),
+            *scores["iou"],
+            *scores["dice"],
+        ]
         cells = [key.replace("_", " "), *(f"{v:.4f}" for v in values)]
         lines.append("| " + " | ".join(cells) + " |")
+        if scores.get("ignored_pixels"):
+            ignored.append(
+                f"{scores['ignored_pixels']:,} void pixels ignored at "
+                f"{key.replace('_', ' ')} (of {scores['ignored_pixels'] + scores['pixels']:,})"
+            )
+    lines += ["", "Mean IoU is over the classes; " + "; ".join(ignored) + "."] if ignored else []
     return "\n".join(lines)
 
 
@@ -138,7 +164,9 @@ def report_run(run_dir, test, config):
     from tfseg import visualize  # matplotlib
 
     model = runs.write_final_model(run_dir)
-    report = evaluate_model(model, test, config.batch_size)
+    report = evaluate_model(
+        model, test, config.batch_size, class_names=config.class_names
+    )
     report["data"] = {"source": describe_source(config), "split": "test"}
     write_report(report, runs.report_paths(run_dir)[0])
     print(format_report(report))
@@ -153,7 +181,8 @@ def report_run(run_dir, test, config):
         shown.masks,
         [np.concatenate(predictions)],
         names=shown.names,
-        num_classes=model.output_shape[-1],
+        class_names=config.class_names,
+        colors=config.class_colors,
     )
     visualize.save_curves(
         os.path.join(run_dir, runs.HISTORY), os.path.join(run_dir, "curves.png")
@@ -170,6 +199,7 @@ def evaluate_run(
     model_file=None,
     image_size=None,
     tta="none",
+    dataset=None,
 ):
     """Scores a run's model, or an exported model, on a test split and
     writes a report.
@@ -190,7 +220,9 @@ def evaluate_run(
       for a run's own split): the plain report stays beside it.
 
     The names are `report_path`'s; each report records its data (source,
-    split) and the number of images scored.
+    split) and the number of images scored. Other data is read with its own
+    description (`dataset`, or its `dataset.json`), else with the run's
+    classes and void; a class count other than the model's is refused.
 
     Returns:
         The path of the JSON report.
@@ -224,18 +256,28 @@ def evaluate_run(
             )
         model = load_deployed(path)
         config = TrainConfig(
-            image_size=model.input_shape[1], binary=model.output_shape[-1] == 2
+            image_size=_model_size(model), binary=model.output_shape[-1] == 2
         )
+        config = _exported_classes(config, model)
     default_out = report_path(path, model_file, data, tta)
     check_tta(model, tta)
     check_input_size(model, config.image_size, image_size)
     if data_dir or data_npz:
+        own = config
         config = with_data(
             config, data_dir, data_npz, max_examples=None, cache_dir=None
         )
+        dataset = dataset and os.path.abspath(dataset)
+        config = describe_data(
+            dataclasses.replace(config, description=None, dataset=dataset),
+            fallback=own.description,
+        )
+        check_same_classes(own, config, data)
     config = dataclasses.replace(config, skip_bad=skip_bad or config.skip_bad)
     test = load_splits(config, splits=["test"])["test"]
-    report = evaluate_model(model, test, config.batch_size, tta=tta)
+    report = evaluate_model(
+        model, test, config.batch_size, tta=tta, class_names=config.class_names
+    )
     report["data"] = {
         "source": describe_source(config),
         "split": "test",
@@ -293,13 +335,51 @@ def report_path(path, model_file=None, data=None, tta="none"):
 
 
 def check_input_size(model, expected, requested=None):
-    """Raises `RunError` unless the model takes `expected`-pixel square
-    images (and `requested`, the `--image-size` given, agrees)."""
+    """Raises `RunError` unless the model takes images of `expected` (a side
+    or `(height, width)`), and `requested`, the `--image-size` given, agrees."""
     size = tuple(model.input_shape[1:3])
     for wanted, what in ((requested, "--image-size"), (expected, "the data")):
-        if wanted is not None and size != (wanted, wanted):
+        if wanted is not None and size != image_shape(wanted):
             raise runs.RunError(
                 f"The model takes {size[0]}x{size[1]} images, but {what} is "
-                f"{wanted}x{wanted}: pass --image-size {size[0]} (or the model "
-                "exported from a run of that size)."
+                f"{format_size(wanted)}: pass --image-size {format_size(size)} (or "
+                "the model exported from a run of that size)."
             )
+
+
+def check_same_classes(own, other, data):
+    """Raises `RunError` when the data `data` has other classes than the
+    model was trained on (`own`), naming both."""
+    if own.class_names == other.class_names:
+        return
+    if len(own.class_names) == len(other.class_names):
+        print(
+            f"note: {data} names its {other.num_classes} classes "
+            f"{', '.join(other.class_names)}; the run named them "
+            f"{', '.join(own.class_names)}. Scored by id, named as the data names them."
+        )
+        return
+    raise runs.RunError(
+        f"The model was trained on {own.num_classes} classes "
+        f"({_listed(own.class_names)}) but {data} has {other.num_classes} "
+        f"({_listed(other.class_names)}). Score it on data of the same classes, "
+        "or pass --dataset FILE with the run's classes for this folder."
+    )
+
+
+def _listed(names, shown=6):
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
+def _model_size(model):
+    """The input size of a model as `image_size` holds it."""
+    height, width = model.input_shape[1:3]
+    return height if height == width else (height, width)
+
+
+def _exported_classes(config, model):
+    """`config` with the classes an exported model's sidecar records."""
+    metadata = getattr(model, "metadata", None) or {}
+    if metadata.get("dataset"):
+        return dataclasses.replace(config, description=metadata["dataset"])
+    return config

@@ -16,15 +16,9 @@ import keras
 import numpy as np
 from keras import ops
 
-# The label of void ("ignore") pixels: the data pipeline maps every void
-# mask value to it, and metrics and losses given `ignore_class=VOID` leave
-# those pixels out. 255 is the value most datasets already use (Pascal VOC,
-# Cityscapes' trainIds, ADE20K's reduced labels), and stays clear of class
-# ids, which run from 0 to at most 254.
-VOID = 255
-
-CLASS_NAMES = ("pet", "background", "border")
-BINARY_CLASS_NAMES = ("pet", "background")
+from tfseg.config import BINARY_CLASS_NAMES
+from tfseg.config import PET_CLASS_NAMES as CLASS_NAMES
+from tfseg.config import VOID
 
 
 def class_names_for(num_classes):

@@ -6,6 +6,7 @@ raised is one line and `USAGE_ERROR` (`tfseg.cli.main`)."""
 import dataclasses
 
 from tfseg.config import EXPORT_DATA_SETTINGS
+from tfseg.config import MEDIAN_FREQUENCY
 from tfseg.config import TrainConfig
 
 # Exit codes: 1 = the command ran but part of its work failed (e.g. some
@@ -24,8 +25,21 @@ def train_config(args):
     if "model_args" in given:
         given["model_args"] = dict(given["model_args"])
     if "class_weights" in given:
-        given["class_weights"] = tuple(given["class_weights"])
+        given["class_weights"] = class_weights_setting(given["class_weights"])
     return TrainConfig.for_recipe(**given), set(given)
+
+
+def class_weights_setting(values):
+    """`--class-weights`' values as the setting: the weights, or
+    `median-frequency` given alone."""
+    if MEDIAN_FREQUENCY not in values:
+        return tuple(values)
+    if len(values) > 1:
+        raise ValueError(
+            f"--class-weights {MEDIAN_FREQUENCY} computes every weight; pass it "
+            f"alone, or one number per class; received {' '.join(map(str, values))}."
+        )
+    return MEDIAN_FREQUENCY
 
 
 def run_train(args):
@@ -61,6 +75,7 @@ def run_evaluate(args):
         model_file=args.model,
         image_size=args.image_size,
         tta=args.tta,
+        dataset=args.dataset,
     )
 
 

@@ -34,10 +34,16 @@ TRAIN_HELP = {
     "schedule": "cosine (decay after the warm-up) or constant",
     "ema": "momentum of an average of the weights (0 = off), which is "
     "validated and kept as best.keras",
-    "data_dir": "local Oxford-IIIT Pet folder (official layout); default: TFDS",
+    "data_dir": "a dataset folder: Oxford-IIIT Pet's layout, split folders, "
+    "SegNet's, or one images and one masks folder (README, 'Your own data'); "
+    "default: Oxford-IIIT Pet from TFDS",
+    "dataset": "the folder's description (classes, void values, colours) when "
+    "it has no dataset.json",
+    "image_size": "a side (128) or HEIGHTxWIDTH (352x480)",
     "data_npz": "splits from `tfseg export-data --out FILE` (no TensorFlow needed)",
     "synthetic": "train on N synthetic pets (a smoke run, no download)",
-    "class_weights": "one positive weight per class (pet, background, border)",
+    "class_weights": "one positive weight per class, in id order, or "
+    f"{config.MEDIAN_FREQUENCY} (SegNet's balancing, from the training masks)",
     "encoder_weights": "auto (ImageNet for pretrained encoders), imagenet, none "
     "or a .h5 path",
     "max_examples": "at most N examples per split",
@@ -67,6 +73,8 @@ TRAIN_CHOICES = {
 TRAIN_METAVARS = {
     "model_args": "KEY=VALUE",
     "data_npz": "FILE",
+    "dataset": "FILE",
+    "image_size": "SIZE",
     "synthetic": "N",
     "early_stopping": "PATIENCE",
     "time_budget": "MIN",
@@ -131,7 +139,7 @@ def add_train_arguments(parser, names=None, defaults=None):
     base = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         name = field.name
-        if names is not None and name not in names:
+        if (names is not None and name not in names) or name in config.FOUND_FIELDS:
             continue
         default = getattr(base, name)
         if defaults is not None:
@@ -156,7 +164,13 @@ def add_train_arguments(parser, names=None, defaults=None):
                 "--model-arg", action="append", type=parse_model_arg, **options
             )
         elif name == "class_weights":
-            parser.add_argument(config.flag(name), type=float, nargs="+", **options)
+            parser.add_argument(
+                config.flag(name), type=parse_weight, nargs="+", **options
+            )
+        elif name == "image_size":
+            parser.add_argument(
+                config.flag(name), type=parse_size, metavar="SIZE", **options
+            )
         else:
             kind = {"int": int, "float": float}.get(_type_name(field.type), str)
             parser.add_argument(
@@ -180,6 +194,26 @@ def add_tta_argument(parser, where=""):
 
 def _type_name(annotation):
     return getattr(annotation, "__name__", str(annotation))
+
+
+def parse_size(text):
+    try:
+        return config.parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_weight(text):
+    """A class weight, or `median-frequency`."""
+    if text == config.MEDIAN_FREQUENCY:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a class weight is a number, or {config.MEDIAN_FREQUENCY}; "
+            f"received {text!r}"
+        ) from None
 
 
 def parse_model_arg(item):
@@ -250,9 +284,16 @@ def build_parser():
     )
     evaluate.add_argument(
         "--image-size",
-        type=int,
+        type=parse_size,
+        metavar="SIZE",
         help="the size the data is read at; must be the model's input size "
         "(default: that size)",
+    )
+    evaluate.add_argument(
+        "--dataset",
+        metavar="FILE",
+        help="with --data-dir: the folder's description (default: its "
+        "dataset.json, else the run's classes)",
     )
     source = evaluate.add_mutually_exclusive_group()
     source.add_argument(

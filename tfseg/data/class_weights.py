@@ -10,6 +10,8 @@ device). NumPy only at import.
 
 import numpy as np
 
+from tfseg.config import VOID
+
 
 def class_weight_table(class_weights, masks):
     """Checks `class_weights` against the classes in `masks`.
@@ -44,14 +46,51 @@ def class_weight_table(class_weights, masks):
             f"{class_weights!r}. For example (1.0, 1.0, 2.0) weights the border "
             "class twice."
         )
-    num_classes = int(np.max(masks)) + 1 if np.size(masks) else 0
+    masks = np.asarray(masks)
+    classes = masks[masks != VOID]
+    num_classes = int(np.max(classes)) + 1 if np.size(classes) else 0
     if len(table) < num_classes:
         raise ValueError(
             f"`class_weights` has {len(table)} value(s), but the masks hold "
             f"classes 0..{num_classes - 1}: pass {num_classes} weights, one per "
-            "class (2 for a binary run, 3 otherwise)."
+            "class (2 for a binary run, 3 for the pets)."
         )
-    return table
+    # Every uint8 label has an entry: void pixels (VOID) weigh nothing.
+    return np.concatenate([table, np.zeros(VOID + 1 - len(table), np.float32)])
+
+
+def median_frequency_weights(masks, num_classes):
+    """SegNet's median frequency balancing (Eigen and Fergus, 2015).
+
+    A class's frequency is its pixels over the pixels of the images that
+    hold it; its weight is the median frequency over its own. Void pixels
+    count in no frequency. A class no mask holds gets weight 1.
+
+    Args:
+        masks: the training split's class masks, `(N, H, W, 1)` or `(N, H, W)`.
+        num_classes: the number of classes.
+
+    Returns:
+        A tuple of `num_classes` floats.
+
+    Example:
+
+    >>> masks = np.array([[[0, 0, 0, 1]], [[0, 0, 1, 1]]])  # 2 images
+    >>> median_frequency_weights(masks, 2)
+    (0.8, 1.333333)
+    """
+    masks = np.asarray(masks).reshape(len(masks), -1)
+    pixels = np.zeros(num_classes, np.float64)
+    present = np.zeros(num_classes, np.float64)
+    for mask in masks:
+        counts = np.bincount(mask[mask != VOID], minlength=num_classes)[:num_classes]
+        pixels += counts
+        present += np.where(counts > 0, counts.sum(), 0)
+    held = pixels > 0
+    frequency = np.where(held, pixels / np.maximum(present, 1), 0.0)
+    median = np.median(frequency[held]) if held.any() else 1.0
+    weights = np.where(held, median / np.where(held, frequency, 1.0), 1.0)
+    return tuple(round(float(weight), 6) for weight in weights)
 
 
 def pixel_weights(ops, table, masks):

@@ -26,11 +26,11 @@ import os
 import numpy as np
 
 from tfseg.config import SPLITS
+from tfseg.config import VOID
 from tfseg.files import atomic_write
 
 DATASET_JSON = "dataset.json"
 MASK_KINDS = ("ids", "rgb")
-VOID = 255  # the class id of void pixels, so at most 255 classes
 MAX_MASK_VALUE = 65535  # 16-bit PNGs
 FIELDS = ("classes", "ignore", "mask_values", "colors", "masks", "splits")
 

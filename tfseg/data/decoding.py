@@ -14,6 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfseg.config import RESIZE_MODES
+from tfseg.config import VOID
+from tfseg.config import image_shape
+from tfseg.data.dataset import DataError
+from tfseg.data.folders import Pair
+from tfseg.data.folders import inspect_masks
+from tfseg.data.folders import read_mask
 
 JPEG_RATIOS = (1, 2, 4, 8)
 
@@ -21,9 +27,11 @@ JPEG_RATIOS = (1, 2, 4, 8)
 STATUS_OK = 0
 STATUS_SIZE_MISMATCH = 1
 STATUS_BAD_TRIMAP_VALUES = 2
+STATUS_UNDECLARED = 3
 STATUS_MESSAGES = {
     STATUS_SIZE_MISMATCH: "trimap size differs from the image size",
     STATUS_BAD_TRIMAP_VALUES: "trimap has values outside {1, 2, 3}",
+    STATUS_UNDECLARED: "mask holds values its description does not declare",
 }
 
 
@@ -66,8 +74,8 @@ def decode_image(contents, min_side=None):
     return tf.cond(is_jpeg, jpeg, other)
 
 
-def resize_pair(image, mask, size, mode="stretch"):
-    """Resizes an image and its mask (nearest neighbour) to `size` x `size`.
+def resize_pair(image, mask, size, mode="stretch", pad_value=1):
+    """Resizes an image and its mask (nearest neighbour) to `size`.
 
     Images shrink by area averaging, an antialiasing filter that costs half
     as much as antialiased bilinear resizing on CPUs, and grow bilinearly.
@@ -75,20 +83,26 @@ def resize_pair(image, mask, size, mode="stretch"):
     Args:
         image: `(h, w, 3)` image, possibly decoded at a reduced scale.
         mask: `(H, W, 1)` class mask at the original scale.
-        size: output side.
-        mode: `"stretch"` (ignore the aspect ratio), `"crop"` (short side to
-            `size`, centre crop) or `"pad"` (long side to `size`, centre
-            padding: image 0, mask background). Defaults to `"stretch"`.
+        size: a side, or `(height, width)`.
+        mode: `"stretch"` (ignore the aspect ratio), `"crop"` (scale to
+            cover `size`, centre crop) or `"pad"` (scale to fit in `size`,
+            centre padding: image 0, mask `pad_value`). Defaults to
+            `"stretch"`.
+        pad_value: the class of padded mask pixels. Defaults to `1` (the
+            pets' background); `VOID` for other data.
 
     Returns:
-        uint8 image `(size, size, 3)` and uint8 mask `(size, size, 1)`.
+        uint8 image `(height, width, 3)` and uint8 mask `(height, width, 1)`.
     """
+    height, width = image_shape(size)
+    wanted = tf.constant([height, width])
     if mode == "stretch":
-        target = tf.constant([size, size])
+        target = wanted
     else:
         original = tf.cast(tf.shape(mask)[:2], tf.float32)
-        side = tf.reduce_min(original) if mode == "crop" else tf.reduce_max(original)
-        target = tf.cast(tf.math.ceil(original * size / side), tf.int32)
+        scales = tf.cast(wanted, tf.float32) / original
+        scale = tf.reduce_max(scales) if mode == "crop" else tf.reduce_min(scales)
+        target = tf.cast(tf.math.ceil(original * scale - 1e-3), tf.int32)
         target = tf.maximum(target, 1)
     shrinking = tf.reduce_all(target <= tf.shape(image)[:2])
     image = tf.cond(
@@ -102,15 +116,15 @@ def resize_pair(image, mask, size, mode="stretch"):
         return image, mask
     if mode == "crop":
         return (
-            tf.image.resize_with_crop_or_pad(image, size, size),
-            tf.image.resize_with_crop_or_pad(mask, size, size),
+            tf.image.resize_with_crop_or_pad(image, height, width),
+            tf.image.resize_with_crop_or_pad(mask, height, width),
         )
-    top = (size - target[0]) // 2
-    left = (size - target[1]) // 2
-    paddings = [[top, size - target[0] - top], [left, size - target[1] - left], [0, 0]]
+    top = (height - target[0]) // 2
+    left = (width - target[1]) // 2
+    paddings = [[top, height - target[0] - top], [left, width - target[1] - left]]
     return (
-        tf.pad(image, paddings),
-        tf.pad(mask, paddings, constant_values=1),  # background
+        tf.pad(image, [*paddings, [0, 0]]),
+        tf.pad(mask, [*paddings, [0, 0]], constant_values=pad_value),
     )
 
 
@@ -141,6 +155,78 @@ def preprocess(image, image_size, trimap, size, mode, binary, keep_original):
     if keep_original:
         example["original_mask"] = mask
     return example
+
+
+class MaskReader:
+    """Reads mask files as class ids through a `DatasetDescription`.
+
+    NumPy and PIL (`folders.read_mask`: 8- and 16-bit ids, palette indices,
+    0/255, colours), called inside `tf.data` by `graph`. Void values give
+    `VOID`; a value the description does not declare gives
+    `STATUS_UNDECLARED` (named with its pixels by `inspect_folder_pair`).
+
+    Args:
+        description: a `DatasetDescription`.
+    """
+
+    def __init__(self, description):
+        self.description = description
+        self.rgb = description.masks == "rgb"
+        if not self.rgb:
+            self.table = description.mask_lookup(65536)
+            self.declared = np.zeros(65536, bool)
+            self.declared[sorted(description.declared_values())] = True
+
+    def __call__(self, path):
+        """`(ids (H, W, 1) uint8, status int32)` of one mask file."""
+        path = path.decode() if isinstance(path, bytes) else path
+        values, _ = read_mask(path, colors=self.rgb)
+        status = STATUS_OK
+        if self.rgb:
+            try:
+                ids = self.description.colors_to_ids(values, path)
+            except DataError:
+                ids, status = np.zeros(values.shape[:2], np.uint8), STATUS_UNDECLARED
+        elif values.ndim == 3:  # colours, but the description reads ids
+            ids, status = np.zeros(values.shape[:2], np.uint8), STATUS_UNDECLARED
+        else:
+            ids = self.table[values]
+            if not self.declared[values].all():
+                status = STATUS_UNDECLARED
+        return ids[..., None], np.int32(status)
+
+    def graph(self, path):
+        """`__call__` as a graph op on a string tensor."""
+        ids, status = tf.numpy_function(
+            self, [path], [tf.uint8, tf.int32], stateful=False
+        )
+        ids.set_shape([None, None, 1])
+        status.set_shape([])
+        return ids, status
+
+
+def preprocess_ids(image, image_size, mask, status, size, mode, keep_original):
+    """Checks and resizes one decoded example whose mask holds class ids
+    (`MaskReader`); never raises on bad values."""
+    same_size = tf.reduce_all(tf.equal(image_size, tf.shape(mask)[:2]))
+    status = tf.where(same_size, status, STATUS_SIZE_MISMATCH)
+    resized_image, resized_mask = resize_pair(image, mask, size, mode, VOID)
+    example = {"image": resized_image, "mask": resized_mask, "status": status}
+    if keep_original:
+        example["original_mask"] = mask
+    return example
+
+
+def inspect_folder_pair(image_path, mask_path, description):
+    """`inspect_pair` for a described folder's pair: the image through the
+    pipeline's decoder, the mask through `folders.inspect_masks`."""
+    try:
+        decode_image(tf.io.read_file(image_path))
+    except tf.errors.OpError as error:
+        return f"image {image_path!r} cannot be decoded ({_first_line(error)})"
+    pair = Pair(image_path, mask_path, os.path.basename(image_path))
+    problems = inspect_masks([pair], description).problems
+    return f"{mask_path}: {problems[mask_path]}" if problems else None
 
 
 def inspect_pair(image_path, trimap_path):

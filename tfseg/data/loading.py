@@ -18,13 +18,21 @@ import os
 import shutil
 
 import keras
+import numpy as np
 
+from tfseg.config import MEDIAN_FREQUENCY
 from tfseg.config import SPLITS
+from tfseg.config import format_size
 from tfseg.data.arrays import export_npz
 from tfseg.data.arrays import load_npz
 from tfseg.data.arrays import split_path
 from tfseg.data.augment import Augmentation
 from tfseg.data.batches import ArrayBatches
+from tfseg.data.class_weights import median_frequency_weights
+from tfseg.data.dataset import DatasetDescription
+from tfseg.data.dataset import write_dataset_json
+from tfseg.data.described import describe_data
+from tfseg.data.described import description_path
 from tfseg.data.layout import check_splits
 from tfseg.data.synthetic import write_synthetic_pets
 from tfseg.files import scratch_dir
@@ -77,16 +85,10 @@ def _load_images(
             f"{config.image_size} --out pets.npz`, copy pets_*.npz here and "
             "train with --data-npz pets.npz."
         )
-    from tfseg.data.sources import load_oxford_pet
-
-    data_dir = synthetic_folder(config) if config.synthetic else config.data_dir
-    loaded = load_oxford_pet(
-        data_dir,
-        config.image_size,
+    options = dict(
         splits=splits,
         val_fraction=config.val_fraction,
         seed=config.seed,
-        binary=config.binary,
         max_examples=config.max_examples,
         skip_bad=config.skip_bad,
         keep_original_mask=keep_original_mask,
@@ -94,11 +96,46 @@ def _load_images(
         resize_mode=resize_mode,
         progress=progress,
     )
+    if config.description is None and config.data_dir:
+        config = describe_data(config)  # a folder other than the pets'
+    if config.description and config.data_dir:
+        from tfseg.data.folder_source import load_folder
+
+        description = DatasetDescription.from_dict(config.description)
+        loaded = load_folder(
+            config.data_dir, description, config.image_size, **options
+        )
+    else:
+        from tfseg.data.sources import load_oxford_pet
+
+        data_dir = synthetic_folder(config) if config.synthetic else config.data_dir
+        loaded = load_oxford_pet(
+            data_dir, config.image_size, binary=config.binary, **options
+        )
     if progress:
         for examples in loaded.values():
             for name, problem in sorted(examples.skipped.items()):
                 print(f"skipped {name}: {problem}", flush=True)
+        if "train" in loaded:
+            warn_absent_classes(config, loaded["train"])
     return loaded
+
+
+def warn_absent_classes(config, train):
+    """Prints a warning naming the classes no training mask holds (they are
+    still scored wherever the test masks hold them)."""
+    counts = np.bincount(train.masks.ravel(), minlength=256)[: config.num_classes]
+    absent = [name for name, count in zip(config.class_names, counts) if not count]
+    if absent:
+        print(
+            f"warning: no training mask holds {', '.join(map(repr, absent))}: "
+            "the model cannot learn "
+            + ("it" if len(absent) == 1 else "them")
+            + "; scored wherever the test masks hold "
+            + ("it" if len(absent) == 1 else "them")
+            + ". Move images with it into the training split.",
+            flush=True,
+        )
 
 
 def synthetic_folder(config):
@@ -157,19 +194,21 @@ def _load_npz_splits(config, splits):
         if split == "val" and not os.path.isfile(path):
             continue
         examples = load_npz(path)
-        size = examples.images.shape[1:3]
-        if tuple(size) != (config.image_size, config.image_size):
+        size = tuple(examples.images.shape[1:3])
+        if size != config.image_shape:
+            held = format_size(size)
             raise ValueError(
                 f"{path!r} holds {size[0]}x{size[1]} images but --image-size "
-                f"is {config.image_size}. Pass --image-size {size[0]}, or "
-                f"export again with --image-size {config.image_size}."
+                f"is {format_size(config.image_size)}. Pass --image-size {held}, "
+                f"or export again with --image-size {format_size(config.image_size)}."
             )
-        if len(examples) and examples.masks.max() >= config.num_classes:
+        classes = examples.masks[examples.masks != config.ignore_class]
+        if classes.size and classes.max() >= config.num_classes:
+            kind = "binary" if config.binary else f"{config.num_classes}-class"
             raise ValueError(
-                f"{path!r} holds class {examples.masks.max()}, but a "
-                f"{'binary' if config.binary else '3-class'} run has classes "
-                f"0..{config.num_classes - 1}. Export with the same --binary "
-                "setting as the training."
+                f"{path!r} holds class {classes.max()}, but a {kind} run has "
+                f"classes 0..{config.num_classes - 1}. Export with the same "
+                "--binary and --dataset settings as the training."
             )
         if config.max_examples:
             examples = examples.take(range(min(config.max_examples, len(examples))))
@@ -246,8 +285,16 @@ def make_batches(
         training=True,
         augmentation=Augmentation() if config.augment else None,
         seed=config.seed,
-        class_weights=config.class_weights,
+        class_weights=training_class_weights(config, examples),
     )
+
+
+def training_class_weights(config, train):
+    """The class weights of a run: `--class-weights`, or SegNet's median
+    frequency balancing computed from the training split's masks."""
+    if config.class_weights != MEDIAN_FREQUENCY:
+        return config.class_weights
+    return median_frequency_weights(train.masks, config.num_classes)
 
 
 def _check_training_split(config, count, replicas, shards=1):
@@ -318,4 +365,9 @@ def export_splits(config, splits, out, *, resize_mode="stretch"):
         export_npz(examples, path)
         print(f"{split}: {len(examples)} examples -> {path}")
         written[split] = os.fspath(path)
+    if config.description:  # the classes, for --data-npz
+        path = description_path(out)
+        write_dataset_json(path, DatasetDescription.from_dict(config.description))
+        print(f"classes and void: {path}")
+        written["dataset"] = path
     return written

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import DEFAULT_IMAGE_SIZE
+from tfseg.config import image_shape
 from tfseg.data.arrays import NPZ_FORMAT_VERSION
 from tfseg.data.arrays import Examples
 from tfseg.data.arrays import export_npz
@@ -38,8 +39,10 @@ from tfseg.data.decoding import STATUS_MESSAGES
 from tfseg.data.decoding import STATUS_OK
 from tfseg.data.decoding import check_resize_mode
 from tfseg.data.decoding import decode_image
+from tfseg.data.decoding import inspect_folder_pair
 from tfseg.data.decoding import inspect_pair
 from tfseg.data.decoding import preprocess
+from tfseg.data.decoding import preprocess_ids
 from tfseg.progress import Progress
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -61,7 +64,7 @@ def decode_and_preprocess(
     image_bytes, trimap_bytes, size, mode="stretch", binary=False, keep_original=False
 ):
     """Graph function: encoded image and trimap bytes to a checked example."""
-    image, image_size = decode_image(image_bytes, size)
+    image, image_size = decode_image(image_bytes, max(image_shape(size)))
     trimap = tf.io.decode_png(trimap_bytes, channels=1)
     return preprocess(image, image_size, trimap, size, mode, binary, keep_original)
 
@@ -129,6 +132,7 @@ def decode_records(
     keep_original_mask=False,
     cache_dir=None,
     progress=None,
+    masks=None,
 ):
     """Decodes every record it can, and names the problem of every other.
 
@@ -142,24 +146,39 @@ def decode_records(
             in `load_examples`.
         progress: a `tfseg.progress.Progress` to advance per example, or
             `None`. Defaults to `None`.
+        masks: a `decoding.MaskReader` for records whose `trimap_path` is
+            a described folder's mask, or `None` for the pets' trimaps.
+            Defaults to `None`.
 
     Returns:
         `(examples, problems)`: `Examples` of the good records (`None` if
         none is), and `{name: problem}` of the others.
     """
-    cache_path = _cache_path(cache_dir, records, (image_size, resize_mode, binary))
+    settings = [image_size, resize_mode, binary]
+    if masks is not None:
+        settings.append(masks.description.to_json())
+    cache_path = _cache_path(cache_dir, records, settings)
     if cache_path and os.path.isfile(cache_path) and not keep_original_mask:
         return load_npz(cache_path), {}
 
     def load(record):
-        example = decode_and_preprocess(
-            tf.io.read_file(record["image_path"]),
-            tf.io.read_file(record["trimap_path"]),
-            image_size,
-            resize_mode,
-            binary,
-            keep_original_mask,
-        )
+        if masks is None:
+            example = decode_and_preprocess(
+                tf.io.read_file(record["image_path"]),
+                tf.io.read_file(record["trimap_path"]),
+                image_size,
+                resize_mode,
+                binary,
+                keep_original_mask,
+            )
+        else:
+            image, size = decode_image(
+                tf.io.read_file(record["image_path"]), max(image_shape(image_size))
+            )
+            mask, status = masks.graph(record["trimap_path"])
+            example = preprocess_ids(
+                image, size, mask, status, image_size, resize_mode, keep_original_mask
+            )
         example.update(
             {key: record[key] for key in ("name", "breed_id", "species", "trimap_path")}
         )
@@ -169,14 +188,19 @@ def decode_records(
     examples, problems = read_examples(dataset, progress)
     decoded = set() if examples is None else set(examples.names.tolist())
     for record in records:
-        if record.name not in decoded and record.name not in problems:
-            problems[record.name] = inspect_pair(
-                record.image_path, record.trimap_path
-            ) or (
-                "the pipeline could not read this pair, but a check of the "
-                "files alone found no problem; run `tfseg verify-data` on the "
-                "folder"
+        named = masks is None and record.name in problems  # by its status
+        if named or (record.name in decoded and record.name not in problems):
+            continue
+        if masks is None:
+            found = inspect_pair(record.image_path, record.trimap_path)
+        else:
+            found = inspect_folder_pair(
+                record.image_path, record.trimap_path, masks.description
             )
+        problems[record.name] = found or problems.get(record.name) or (
+            "the pipeline could not read this pair, but a check of the files "
+            "alone found no problem; run `tfseg verify-data` on the folder"
+        )
     if progress is not None:
         progress.done(f"{len(problems)} broken" if problems else "")
     if cache_path and examples is not None and not problems:

@@ -43,7 +43,7 @@ def build_model(config):
     config = with_recipe_defaults(config)
     accepted = model_arguments(config.model)
     kwargs = {
-        "input_shape": (config.image_size, config.image_size, 3),
+        "input_shape": (*config.image_shape, 3),
         "num_classes": config.num_classes,
         **config.model_args,
     }
@@ -159,8 +159,10 @@ def compile_model(model, config, steps_per_epoch):
     """`make_optimizer`'s AdamW; the configured loss; IoU metrics."""
     model.compile(
         optimizer=make_optimizer(model, config, steps_per_epoch),
-        loss=losses.get_loss(config.loss),
-        metrics=metrics.training_metrics(config.num_classes),
+        loss=losses.get_loss(config.loss, ignore_class=config.ignore_class),
+        metrics=metrics.training_metrics(
+            config.class_names, ignore_class=config.ignore_class
+        ),
     )
 
 

@@ -80,7 +80,7 @@ def train(config, explicit=None, started=None):
             model = load_or_build_model(start)
         splits = load_data(config)
         batches = make_batches(config, splits, record["replicas"], start)
-        record.update(describe_splits(splits))
+        record.update(describe_splits(config, splits))
         steps = steps_per_epoch(config, splits)
         with scope():
             set_up_optimizer(model, start, steps)
@@ -184,12 +184,18 @@ def make_batches(config, splits, replicas, start):
     return train_data, val_data
 
 
-def describe_splits(splits):
-    """What `config.json` records of the data: example counts, skipped files."""
-    return {
+def describe_splits(config, splits):
+    """What `config.json` records of the data: example counts, skipped
+    files, and the class weights computed (`median-frequency`)."""
+    from tfseg.data.loading import training_class_weights
+
+    found = {
         "examples": {split: len(e) for split, e in splits.items()},
         "skipped": {s: e.skipped for s, e in splits.items() if e.skipped},
     }
+    if config.class_weights is not None:
+        found["class_weights"] = training_class_weights(config, splits["train"])
+    return found
 
 
 def steps_per_epoch(config, splits):

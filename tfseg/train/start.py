@@ -21,6 +21,7 @@ from tfseg import runs
 from tfseg.config import RESUMABLE_FIELDS
 from tfseg.config import TrainConfig
 from tfseg.config import flag
+from tfseg.data.described import describe_data
 from tfseg.train.modeling import with_recipe_defaults
 
 
@@ -68,6 +69,7 @@ def start_run(config, explicit, stamp):
     if not config.resume:
         config = with_recipe_defaults(config)  # recorded in config.json
         config.validate()
+        config = describe_data(config)  # the classes, recorded too
         cap = config.epochs if "epochs" in explicit else None
         return RunStart(
             config,
