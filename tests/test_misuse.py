@@ -492,7 +492,10 @@ CASES = [
         "an image size the model cannot take",
         bad_size,
         2,
-        ("Nearest valid sizes: 96 or 112",),
+        (
+            "--image-size 100: unet (unet encoder) needs sides divisible by 16",
+            "pass --image-size 96 or 112.",
+        ),
         nothing_new,
     ),
     Case("an unknown model", unknown_model, 2, ("segformer", "unet"), nothing_new),
@@ -532,7 +535,7 @@ CASES = [
         "export-data --image-size 0",
         export_data_size_zero,
         2,
-        ("--image-size must be at least 32, not 0",),
+        ("--image-size sides must be at least 32, not 0",),
         lambda w: not (w.root / "pets_train.npz").exists() or pytest.fail("written"),
     ),
     Case(
@@ -601,7 +604,7 @@ CASES = [
         "evaluate a model at another --image-size",
         evaluate_at_another_size,
         2,
-        ("takes 32x32 images", "--image-size is 64x64"),
+        ("takes 32x32 images", "--image-size is 64:"),
     ),
     Case(
         "demo of a folder that is not a run",

@@ -45,6 +45,10 @@ STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 # Test-time augmentations (`--tta`): none, or the mean logits of the image
 # and of its horizontal mirror.
 TTA_MODES = ("none", "flip")
+# Where evaluate segments (`--resolution`): at the model's input size,
+# resized back ("model"), or each image at its own size, padded to the
+# model's multiple ("image"; `tfseg.inference.NativeResolution`).
+RESOLUTION_MODES = ("model", "image")
 # `tfseg demo`'s address: this machine only, Gradio's usual port.
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 7860
@@ -330,8 +334,8 @@ class TrainConfig:
         count = count or PET_IMAGES
         return (
             f"every example is held in memory decoded, {_in_bytes(each)} each at "
-            f"{format_size(self.image_size)} px (image and mask), {_in_bytes(each * count)} "
-            f"for {count:,} examples"
+            f"{format_size(self.image_size)} px (image and mask), "
+            f"{_in_bytes(each * count)} for {count:,} examples"
         )
 
     def conflicts(self, other):
@@ -415,8 +419,7 @@ def parse_size(text):
         sides = tuple(int(part) for part in parts)
         return sides[0] if len(set(sides)) == 1 else sides
     raise ValueError(
-        f"an image size is a side (128) or HEIGHTxWIDTH (352x480); received "
-        f"{text!r}"
+        f"an image size is a side (128) or HEIGHTxWIDTH (352x480); received {text!r}"
     )
 
 

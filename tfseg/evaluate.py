@@ -3,24 +3,30 @@ the test report at the end of a training run.
 
 Masks come from `tfseg.inference` (the one way from an image to a mask);
 scores are reported at the training resolution and at each image's
-original one, from a confusion matrix (`tfseg.metrics.ConfusionMatrix`).
+original one (`--resolution image`: there only, run at that size padded),
+from a confusion matrix (`tfseg.metrics.ConfusionMatrix`).
 """
 
 import dataclasses
 import os
 
-import numpy as np
-
 from tfseg import files
 from tfseg import runs
+from tfseg.compatibility import check_input_size
+from tfseg.compatibility import check_same_classes
+from tfseg.compatibility import exported_config
 from tfseg.config import DEFAULT_BATCH_SIZE
-from tfseg.config import TrainConfig
 from tfseg.config import format_size
-from tfseg.config import image_shape
 from tfseg.data.described import describe_data
+from tfseg.inference import RESOLUTION_MODES
+from tfseg.inference import ImageFiles
+from tfseg.inference import check_image_files
 from tfseg.inference import check_tta
+from tfseg.inference import image_files
+from tfseg.inference import native_logits
 from tfseg.inference import predict_logits
 from tfseg.inference import resize_logits
+from tfseg.inference import usable_resolution
 from tfseg.metrics import ConfusionMatrix
 from tfseg.metrics import class_names_for
 from tfseg.progress import Progress
@@ -38,6 +44,9 @@ def evaluate_model(
     progress=True,
     tta="none",
     class_names=None,
+    resolution="model",
+    images=None,
+    pad="reflect",
 ):
     """Scores `model` on `Examples`.
 
@@ -53,36 +62,77 @@ def evaluate_model(
         class_names: the name of each class. Defaults to `None`
             (`class_names_for` the model's output count). Void pixels
             (`VOID`) are scored in no class and counted as `ignored_pixels`.
+        resolution: `"model"` (`examples.images`, scored at that size and,
+            the logits resized back, the original one) or `"image"`
+            (`images`, each run at its own size, padded with `pad`:
+            `"reflect"` or `"zero"`; scored there). Defaults to `"model"`.
+        images: with `"image"`, the examples' images at their original size,
+            in order: a sequence of uint8 `(h, w, 3)` (`ImageFiles`).
 
     Returns:
-        dict: `images` (the number scored), `class_names`, and per resolution
-        (`training_resolution`, and `original_resolution` when original masks
-        are there) the scores of `ConfusionMatrix.scores`; `tta` with flips.
+        dict: `images` (the number scored), `class_names`, `resolution`, and
+        per resolution scored (`training_resolution`, and
+        `original_resolution` when original masks are there) the scores of
+        `ConfusionMatrix.scores`; `tta` with flips, `pad` with `"image"`.
+
+    Raises:
+        ValueError: for `"image"` without `images` or masks of each size.
     """
     check_tta(model, tta)
+    resolution = usable_resolution(model, resolution)[0]
+    if resolution == "image":
+        _check_originals(examples, images)
+        batches = native_logits(model, images, batch_size, tta, pad)
+    else:
+        batches = predict_logits(model, examples.images, batch_size, tta)
     num_classes = model.output_shape[-1]
-    at_training = ConfusionMatrix(num_classes)
+    at_training = ConfusionMatrix(num_classes) if resolution == "model" else None
     at_original = ConfusionMatrix(num_classes) if examples.original_masks else None
     counter = Progress(len(examples), "scoring the test split", enabled=progress)
-    for start, logits in predict_logits(model, examples.images, batch_size, tta):
-        masks = examples.masks[start : start + len(logits)]
-        at_training.update(masks[..., 0], logits.argmax(-1))
+    for start, logits in batches:
+        if at_training is not None:
+            masks = examples.masks[start : start + len(logits)]
+            at_training.update(masks[..., 0], logits.argmax(-1))
         for offset, image_logits in enumerate(logits if at_original else ()):
             original = examples.original_masks[start + offset]
-            prediction = resize_logits(image_logits, original.shape[:2]).argmax(-1)
-            at_original.update(original[..., 0], prediction)
+            if resolution == "model":
+                image_logits = resize_logits(image_logits, original.shape[:2])
+            elif image_logits.shape[:2] != original.shape[:2]:
+                raise ValueError(
+                    f"{examples.names[start + offset]}: the image given is "
+                    f"{format_size(image_logits.shape[:2])}, its mask "
+                    f"{format_size(original.shape[:2])}. Pass the images the masks "
+                    "were read from (`ImageFiles`), in the examples' order."
+                )
+            at_original.update(original[..., 0], image_logits.argmax(-1))
         counter.advance(len(logits))
     counter.done()
     report = {
         "images": len(examples),
         "class_names": list(class_names or class_names_for(num_classes)),
-        "training_resolution": at_training.scores(),
+        "resolution": resolution,
     }
-    if at_original is not None:
-        report["original_resolution"] = at_original.scores()
+    for key, matrix in zip(RESOLUTIONS, (at_training, at_original)):
+        if matrix is not None:
+            report[key] = matrix.scores()
+    if resolution == "image":
+        report["pad"] = pad
     if tta != "none":
         report["tta"] = tta
     return report
+
+
+def _check_originals(examples, images):
+    """Raises `ValueError` unless `images` and `examples.original_masks`
+    hold one image and one mask at its original size for each example."""
+    found = [0 if x is None else len(x) for x in (images, examples.original_masks)]
+    if found != [len(examples)] * 2:
+        raise ValueError(
+            "Scoring at each image's own resolution needs each image and mask at "
+            f"its own size: received {found[0]} images and {found[1]} masks for "
+            f"{len(examples)} examples (.npz exports hold no masks at their own "
+            "size). Pass images=ImageFiles(paths), or use resolution='model'."
+        )
 
 
 def format_report(report):
@@ -92,6 +142,8 @@ def format_report(report):
     header += [*(f"IoU {n}" for n in names), *(f"Dice {n}" for n in names)]
     source = report.get("data")
     flips = " with flip test-time augmentation" if report.get("tta") else ""
+    if report.get("resolution") == "image":
+        flips += f", each at its own resolution ({report['pad']} padding)"
     model = report.get("model")
     by = (
         f" with {os.path.basename(model['path'])} ({model['runtime']})" if model else ""
@@ -120,11 +172,16 @@ def format_report(report):
         cells = [key.replace("_", " "), *(f"{v:.4f}" for v in values)]
         lines.append("| " + " | ".join(cells) + " |")
         if scores.get("ignored_pixels"):
+            total = scores["ignored_pixels"] + scores["pixels"]
             ignored.append(
                 f"{scores['ignored_pixels']:,} void pixels ignored at "
-                f"{key.replace('_', ' ')} (of {scores['ignored_pixels'] + scores['pixels']:,})"
+                f"{key.replace('_', ' ')} (of {total:,})"
             )
-    lines += ["", "Mean IoU is over the classes; " + "; ".join(ignored) + "."] if ignored else []
+    lines += (
+        ["", "Mean IoU is over the classes; " + "; ".join(ignored) + "."]
+        if ignored
+        else []
+    )
     return "\n".join(lines)
 
 
@@ -171,15 +228,12 @@ def report_run(run_dir, test, config):
     write_report(report, runs.report_paths(run_dir)[0])
     print(format_report(report))
     shown = test.take(range(min(SHOWN_IMAGES, len(test))))
-    predictions = [
-        logits.argmax(-1)
-        for _, logits in predict_logits(model, shown.images, len(shown))
-    ]
+    _, logits = next(predict_logits(model, shown.images, len(shown)))  # one batch
     visualize.save_prediction_grid(
         os.path.join(run_dir, "predictions.png"),
         shown.images,
         shown.masks,
-        [np.concatenate(predictions)],
+        [logits.argmax(-1)],
         names=shown.names,
         class_names=config.class_names,
         colors=config.class_colors,
@@ -200,6 +254,7 @@ def evaluate_run(
     image_size=None,
     tta="none",
     dataset=None,
+    resolution="model",
 ):
     """Scores a run's model, or an exported model, on a test split and
     writes a report.
@@ -218,6 +273,8 @@ def evaluate_run(
       `data_npz` (required), into `<file name>.metrics.json` beside it.
     - With `tta="flip"`, the name gains `tta-flip` (`metrics_tta-flip.json`
       for a run's own split): the plain report stays beside it.
+    - `resolution="image"`: each image at its own size, from its file, into
+      `metrics_resolution-image.json`; a fixed-size export keeps `"model"`.
 
     The names are `report_path`'s; each report records its data (source,
     split) and the number of images scored. Other data is read with its own
@@ -236,6 +293,7 @@ def evaluate_run(
         raise runs.RunError(f"--out {out!r} is a folder; pass a .json file path.")
     path, model_file = owning_run(path, model_file)
     data = data_dir or data_npz
+    names_known = True
     if is_run(path):
         if model_file:
             config, _ = runs.read_config(path)
@@ -255,11 +313,11 @@ def evaluate_run(
                 "DIR (an Oxford-IIIT Pet folder) or --data-npz FILE."
             )
         model = load_deployed(path)
-        config = TrainConfig(
-            image_size=_model_size(model), binary=model.output_shape[-1] == 2
-        )
-        config = _exported_classes(config, model)
-    default_out = report_path(path, model_file, data, tta)
+        config, names_known = exported_config(model)
+    resolution, note = usable_resolution(model, resolution)
+    if note:
+        print(note)
+    default_out = report_path(path, model_file, data, tta, resolution)
     check_tta(model, tta)
     check_input_size(model, config.image_size, image_size)
     if data_dir or data_npz:
@@ -272,11 +330,15 @@ def evaluate_run(
             dataclasses.replace(config, description=None, dataset=dataset),
             fallback=own.description,
         )
-        check_same_classes(own, config, data)
+        check_same_classes(own, config, data, names_known)
     config = dataclasses.replace(config, skip_bad=skip_bad or config.skip_bad)
+    if resolution == "image":
+        check_image_files(config)  # before reading the data
     test = load_splits(config, splits=["test"])["test"]
+    images = ImageFiles(image_files(config, test)) if resolution == "image" else None
+    options = dict(tta=tta, class_names=config.class_names, images=images)
     report = evaluate_model(
-        model, test, config.batch_size, tta=tta, class_names=config.class_names
+        model, test, config.batch_size, resolution=resolution, **options
     )
     report["data"] = {
         "source": describe_source(config),
@@ -310,20 +372,22 @@ def owning_run(path, model_file=None):
     return path, model_file
 
 
-def report_path(path, model_file=None, data=None, tta="none"):
+def report_path(path, model_file=None, data=None, tta="none", resolution="model"):
     """The one naming rule of a report (the JSON; the Markdown is beside it).
 
     - `path` a run folder: `metrics[_<model file>][_<data>][_tta-<mode>].json`
       in it, the parts there only where they are not the run's own (the
       run's model on the run's data is `metrics.json`);
     - `path` an exported model alone: `<path>[.tta-<mode>].metrics.json`
-      beside it (its data is always given, and recorded in the report).
+      beside it (its data is always given, and recorded in the report);
+    - a resolution other than `"model"` adds `resolution-<mode>` after tta.
 
     Pass `(path, model_file)` through `owning_run` first.
     """
     from tfseg.deploy.runtimes import is_run
 
     flips = [] if tta == "none" else [f"tta-{tta}"]
+    flips += [] if resolution == RESOLUTION_MODES[0] else [f"resolution-{resolution}"]
     if not is_run(path):
         return (
             os.path.normpath(path) + "".join(f".{f}" for f in flips) + ".metrics.json"
@@ -332,54 +396,3 @@ def report_path(path, model_file=None, data=None, tta="none"):
     if data:
         names.append(os.path.splitext(os.path.basename(os.path.normpath(data)))[0])
     return runs.report_paths(path, "_".join(names + flips) or None)[0]
-
-
-def check_input_size(model, expected, requested=None):
-    """Raises `RunError` unless the model takes images of `expected` (a side
-    or `(height, width)`), and `requested`, the `--image-size` given, agrees."""
-    size = tuple(model.input_shape[1:3])
-    for wanted, what in ((requested, "--image-size"), (expected, "the data")):
-        if wanted is not None and size != image_shape(wanted):
-            raise runs.RunError(
-                f"The model takes {size[0]}x{size[1]} images, but {what} is "
-                f"{format_size(wanted)}: pass --image-size {format_size(size)} (or "
-                "the model exported from a run of that size)."
-            )
-
-
-def check_same_classes(own, other, data):
-    """Raises `RunError` when the data `data` has other classes than the
-    model was trained on (`own`), naming both."""
-    if own.class_names == other.class_names:
-        return
-    if len(own.class_names) == len(other.class_names):
-        print(
-            f"note: {data} names its {other.num_classes} classes "
-            f"{', '.join(other.class_names)}; the run named them "
-            f"{', '.join(own.class_names)}. Scored by id, named as the data names them."
-        )
-        return
-    raise runs.RunError(
-        f"The model was trained on {own.num_classes} classes "
-        f"({_listed(own.class_names)}) but {data} has {other.num_classes} "
-        f"({_listed(other.class_names)}). Score it on data of the same classes, "
-        "or pass --dataset FILE with the run's classes for this folder."
-    )
-
-
-def _listed(names, shown=6):
-    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
-
-
-def _model_size(model):
-    """The input size of a model as `image_size` holds it."""
-    height, width = model.input_shape[1:3]
-    return height if height == width else (height, width)
-
-
-def _exported_classes(config, model):
-    """`config` with the classes an exported model's sidecar records."""
-    metadata = getattr(model, "metadata", None) or {}
-    if metadata.get("dataset"):
-        return dataclasses.replace(config, description=metadata["dataset"])
-    return config

@@ -18,7 +18,7 @@ from keras import ops
 
 from tfseg.config import BINARY_CLASS_NAMES
 from tfseg.config import PET_CLASS_NAMES as CLASS_NAMES
-from tfseg.config import VOID
+from tfseg.config import VOID  # noqa: F401 (tfseg.metrics.VOID)
 
 
 def class_names_for(num_classes):

@@ -50,9 +50,10 @@ def run_train(args):
 
 
 def run_verify_data(args):
-    from tfseg.data.verify import verify_folder
+    from tfseg.data.verify import verify_data
 
-    return PARTIAL_FAILURE if verify_folder(args.directory) else 0
+    problems = verify_data(args.directory, args.dataset, args.write_dataset)
+    return PARTIAL_FAILURE if problems else 0
 
 
 def run_export_data(args):
@@ -76,6 +77,7 @@ def run_evaluate(args):
         image_size=args.image_size,
         tta=args.tta,
         dataset=args.dataset,
+        resolution=args.resolution,
     )
 
 
@@ -83,7 +85,12 @@ def run_predict(args):
     from tfseg.deploy.predict import predict_files
 
     failed = predict_files(
-        args.path, args.images, args.out, tta=args.tta, recursive=args.recursive
+        args.path,
+        args.images,
+        args.out,
+        tta=args.tta,
+        recursive=args.recursive,
+        resolution=args.resolution,
     )
     return PARTIAL_FAILURE if failed else 0
 

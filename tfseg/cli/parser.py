@@ -8,83 +8,17 @@ choice comes from `tfseg.config`, the model and encoder names from
 """
 
 import argparse
-import dataclasses
 import difflib
-import json
 
 from tfseg import config
 from tfseg.cli import commands
-from tfseg.config import TrainConfig
+from tfseg.cli.train_flags import TRAIN_HELP
+from tfseg.cli.train_flags import add_train_arguments
+from tfseg.cli.train_flags import parse_size
 from tfseg.models.registry import list_encoders
 from tfseg.models.registry import list_models
 
 EPILOG = "Run `tfseg COMMAND --help` for the flags of a command."
-
-# Help of the train flags; every TrainConfig field has a flag.
-TRAIN_HELP = {
-    "recipe": "tfseg (the best found, docs/BENCHMARKS.md) or tutorial (the "
-    "TensorFlow tutorial's settings); flags given override the recipe's",
-    "model": ", ".join(list_models()),
-    "model_args": "builder argument KEY=VALUE (value read as JSON), repeatable",
-    "encoder": f"{', '.join(list_encoders())} (default: the model's)",
-    "alpha": "MobileNetV2 width multiplier (default: "
-    f"{config.DEFAULT_MOBILENET_ALPHA})",
-    "encoder_lr_scale": "the pretrained encoder's learning rate as a fraction "
-    "of the decoder's",
-    "schedule": "cosine (decay after the warm-up) or constant",
-    "ema": "momentum of an average of the weights (0 = off), which is "
-    "validated and kept as best.keras",
-    "data_dir": "a dataset folder: Oxford-IIIT Pet's layout, split folders, "
-    "SegNet's, or one images and one masks folder (README, 'Your own data'); "
-    "default: Oxford-IIIT Pet from TFDS",
-    "dataset": "the folder's description (classes, void values, colours) when "
-    "it has no dataset.json",
-    "image_size": "a side (128) or HEIGHTxWIDTH (352x480)",
-    "data_npz": "splits from `tfseg export-data --out FILE` (no TensorFlow needed)",
-    "synthetic": "train on N synthetic pets (a smoke run, no download)",
-    "class_weights": "one positive weight per class, in id order, or "
-    f"{config.MEDIAN_FREQUENCY} (SegNet's balancing, from the training masks)",
-    "encoder_weights": "auto (ImageNet for pretrained encoders), imagenet, none "
-    "or a .h5 path",
-    "max_examples": "at most N examples per split",
-    "binary": "pet and border vs background",
-    "skip_bad": "skip broken files and list them",
-    "cache_dir": "keep decoded splits here as .npz",
-    "early_stopping": "stop after PATIENCE epochs without a better val mean IoU",
-    "time_budget": "fit the run, test report included, into MIN minutes: "
-    "the epochs (and the schedule) are set after timing the first two",
-    "output_dir": "where run folders go",
-    "run_name": "run folder name (default: <time>_<model>); never reused",
-    "resume": "continue RUN_DIR from its last finished epoch; --epochs N extends it",
-    "hosts": "train across N hosts (JAX backend); or $KERAS_DISTRIBUTION_NUM_PROCESSES",
-    "host_index": "this host, 0 to N-1 (0 writes the run folder); or "
-    "$KERAS_DISTRIBUTION_PROCESS_ID",
-    "coordinator": "HOST:PORT where host 0 meets the others; or the first of "
-    "$KERAS_DISTRIBUTION_JOB_ADDRESSES",
-    "host_timeout": "seconds to wait for every host to join",
-}
-TRAIN_CHOICES = {
-    "recipe": tuple(config.RECIPES),
-    "schedule": config.SCHEDULES,
-    "loss": config.LOSS_NAMES,
-    "precision": config.PRECISIONS,
-    "strategy": config.STRATEGIES,
-}
-TRAIN_METAVARS = {
-    "model_args": "KEY=VALUE",
-    "data_npz": "FILE",
-    "dataset": "FILE",
-    "image_size": "SIZE",
-    "synthetic": "N",
-    "early_stopping": "PATIENCE",
-    "time_budget": "MIN",
-    "resume": "RUN_DIR",
-    "max_examples": "N",
-    "hosts": "N",
-    "host_index": "I",
-    "coordinator": "HOST:PORT",
-    "host_timeout": "SECONDS",
-}
 
 
 class Parser(argparse.ArgumentParser):
@@ -128,60 +62,6 @@ class VersionAction(argparse.Action):
         parser.exit()
 
 
-def add_train_arguments(parser, names=None, defaults=None):
-    """One flag per `TrainConfig` field (those in `names`, where given).
-
-    Without `defaults`, the namespace holds only the flags the user gave
-    (`argparse.SUPPRESS`): what `--resume` compares. With `defaults`
-    (`{field: value}` over `TrainConfig`'s, as `compare` has), every flag
-    is in the namespace, with its default where not given.
-    """
-    base = TrainConfig()
-    for field in dataclasses.fields(TrainConfig):
-        name = field.name
-        if (names is not None and name not in names) or name in config.FOUND_FIELDS:
-            continue
-        default = getattr(base, name)
-        if defaults is not None:
-            default = defaults.get(name, default)
-        help_text = TRAIN_HELP.get(name, "")
-        if name == "augment":
-            help_text = "turn off augmentation of the training split (default: on)"
-        elif "default" not in help_text and not isinstance(default, (list, dict)):
-            shown = f"default: {default}"
-            help_text = f"{help_text} ({shown})" if help_text else shown
-        options = dict(
-            dest=name,
-            default=argparse.SUPPRESS if defaults is None else default,
-            help=help_text,
-        )
-        if name == "augment":
-            parser.add_argument("--no-augment", action="store_false", **options)
-        elif field.type is bool:
-            parser.add_argument(config.flag(name), action="store_true", **options)
-        elif name == "model_args":
-            parser.add_argument(
-                "--model-arg", action="append", type=parse_model_arg, **options
-            )
-        elif name == "class_weights":
-            parser.add_argument(
-                config.flag(name), type=parse_weight, nargs="+", **options
-            )
-        elif name == "image_size":
-            parser.add_argument(
-                config.flag(name), type=parse_size, metavar="SIZE", **options
-            )
-        else:
-            kind = {"int": int, "float": float}.get(_type_name(field.type), str)
-            parser.add_argument(
-                config.flag(name),
-                type=kind,
-                choices=TRAIN_CHOICES.get(name),
-                metavar=TRAIN_METAVARS.get(name),
-                **options,
-            )
-
-
 def add_tta_argument(parser, where=""):
     parser.add_argument(
         "--tta",
@@ -190,41 +70,6 @@ def add_tta_argument(parser, where=""):
         help="flip: average the logits of each image and of its mirror (two "
         f"passes) {where}".strip(),
     )
-
-
-def _type_name(annotation):
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def parse_size(text):
-    try:
-        return config.parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def parse_weight(text):
-    """A class weight, or `median-frequency`."""
-    if text == config.MEDIAN_FREQUENCY:
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"a class weight is a number, or {config.MEDIAN_FREQUENCY}; "
-            f"received {text!r}"
-        ) from None
-
-
-def parse_model_arg(item):
-    """`"key=value"` -> `("key", value)`, the value read as JSON when it parses."""
-    key, separator, value = item.partition("=")
-    if not separator or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE; received {item!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def build_parser():
@@ -239,7 +84,8 @@ def build_parser():
     )
     parser = Parser(
         prog="tfseg",
-        description="Semantic segmentation of Oxford-IIIT Pet with Keras 3.",
+        description="Semantic segmentation with Keras 3: Oxford-IIIT Pet, or any "
+        "folder of images and masks.",
         epilog=EPILOG,
     )
     parser.add_argument("--verbose", action="store_true", help=verbose_help)
@@ -311,6 +157,7 @@ def build_parser():
     add_tta_argument(
         evaluate, "(written to metrics_tta-flip.json: the plain report stays)"
     )
+    add_resolution_argument(evaluate, "metrics_resolution-image.json; ")
 
     predict = command("predict", commands.run_predict, "segment your own images")
     predict.add_argument(
@@ -328,6 +175,7 @@ def build_parser():
         "--out", required=True, help="folder for masks and overlays (made if missing)"
     )
     add_tta_argument(predict)
+    add_resolution_argument(predict)
 
     exporting = command("export", commands.run_export, "export a run's model")
     exporting.add_argument("run_dir")
@@ -388,9 +236,13 @@ def build_parser():
     verify = command(
         "verify-data",
         commands.run_verify_data,
-        "check a dataset folder, name every broken file",
+        "check a dataset folder: layout, splits, classes, every broken file",
     )
-    verify.add_argument("directory", help="folder in the official archive layout")
+    verify.add_argument("directory", help="a dataset folder (any --data-dir layout)")
+    verify.add_argument("--dataset", metavar="FILE", help=TRAIN_HELP["dataset"])
+    written = "write the classes as a dataset.json to edit (default: DIR/dataset.json)"
+    optional_file = dict(nargs="?", const=True, metavar="FILE")
+    verify.add_argument("--write-dataset", **optional_file, help=written)
 
     export_data = command(
         "export-data",
@@ -408,6 +260,16 @@ def build_parser():
         "--out", required=True, help="output .npz (one per split: FILE_SPLIT.npz)"
     )
     return parser
+
+
+def add_resolution_argument(parser, where=""):
+    parser.add_argument(
+        "--resolution",
+        choices=config.RESOLUTION_MODES,
+        default=config.RESOLUTION_MODES[0],
+        help="model: resized to the model's input size and back; image: each "
+        f"image at its own size, padded ({where}.tflite/.onnx keep model)",
+    )
 
 
 def _comma_list(text):

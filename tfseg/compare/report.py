@@ -1,5 +1,6 @@
 """What a comparison writes: `comparison.csv`, `comparison.md`, and the
-figures `comparison.png` and `predictions.png`."""
+figures `comparison.png` and `predictions.png`, in the classes' own names
+and colours (the trained runs' `config.json`)."""
 
 import csv
 import io
@@ -9,19 +10,28 @@ import numpy as np
 
 from tfseg import files
 from tfseg import runs
-from tfseg.compare.measure import COLUMNS
+from tfseg.compare.measure import table_columns
 
 
 def write_table(rows, output_dir):
-    """Writes `comparison.csv` and `comparison.md`."""
+    """Writes `comparison.csv` and `comparison.md`: one row per model, an
+    `iou_<class>` column per class of the runs' data (`table_columns`).
+
+    Args:
+        rows: the rows of `tfseg.compare.measure.summarize`.
+        output_dir: the comparison's folder.
+    """
+    fields = table_columns(rows)
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer = csv.DictWriter(table, fieldnames=fields, restval="")
     writer.writeheader()
     writer.writerows(rows)
     files.atomic_write(os.path.join(output_dir, "comparison.csv"), table.getvalue())
-    shown = [c for c in COLUMNS if c != "error"]
+    shown = [c for c in fields if c != "error"]
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
-    lines += ["| " + " | ".join(str(row[c]) for c in shown) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(str(row.get(c, "")) for c in shown) + " |" for row in rows
+    ]
     lines += [
         "",
         "train_images_per_s: median over the epochs after the first, which "
@@ -72,7 +82,17 @@ def plot_comparison(rows, path):
 
 
 def plot_predictions(rows, run_root, splits_loader, path, count=4):
-    """The same test images with each finished model's prediction."""
+    """The same test images with each finished model's prediction, in the
+    classes' names and colours of the first finished run (every model of a
+    comparison trains on the same data).
+
+    Args:
+        rows: the comparison's rows.
+        run_root: the folder of the runs (`<output-dir>/runs`).
+        splits_loader: a call returning the test split's `Examples`.
+        path: the PNG to write.
+        count: test images shown. Defaults to 4.
+    """
     from tfseg.inference import predict_logits
     from tfseg.visualize import save_prediction_grid
 
@@ -81,11 +101,12 @@ def plot_predictions(rows, run_root, splits_loader, path, count=4):
         return
     test = splits_loader()
     shown = test.take(range(min(count, len(test))))
-    predictions, titles = [], []
+    predictions, titles, config = [], [], None
     for row in done:
         label = row["model"] + (
             "" if row["encoder"] == "default" else f"-{row['encoder']}"
         )
+        config = config or runs.read_config(os.path.join(run_root, label))[0]
         model = files.load_model(os.path.join(run_root, label, runs.MODEL))
         batches = [
             logits.argmax(-1) for _, logits in predict_logits(model, shown.images)
@@ -93,5 +114,12 @@ def plot_predictions(rows, run_root, splits_loader, path, count=4):
         predictions.append(np.concatenate(batches))
         titles.append(label)
     save_prediction_grid(
-        path, shown.images, shown.masks, predictions, shown.names, titles
+        path,
+        shown.images,
+        shown.masks,
+        predictions,
+        shown.names,
+        titles,
+        class_names=config.class_names,
+        colors=config.class_colors,
     )

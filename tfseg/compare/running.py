@@ -29,6 +29,7 @@ from tfseg.compare.report import write_table
 from tfseg.config import COMPARE_SETTINGS
 from tfseg.config import TrainConfig
 from tfseg.config import flag
+from tfseg.config import format_size
 
 
 @dataclasses.dataclass
@@ -64,13 +65,24 @@ def plan(models, encoders=None):
 
 def train_command(entry, args, run_root):
     """The `tfseg train` command line of one entry: the comparison's shared
-    settings (`COMPARE_SETTINGS`), the entry's model, encoder and builder
-    arguments, then `--train-args`."""
+    settings (`COMPARE_SETTINGS`: the data, its `--dataset` description,
+    the size as `--image-size` takes it ...), the entry's model, encoder and
+    builder arguments, then `--train-args`.
+
+    Args:
+        entry: the `Entry`.
+        args: the comparison's parsed flags.
+        run_root: the folder its runs go in.
+
+    Returns:
+        The command as a list of arguments.
+    """
     command = [sys.executable, "-m", "tfseg", "train", "--model", entry.model]
     for name in COMPARE_SETTINGS:
         value = getattr(args, name)
         if value is not None:
-            command += [flag(name), str(value)]
+            shown = format_size(value) if name == "image_size" else str(value)
+            command += [flag(name), shown]
     command += ["--output-dir", run_root, "--run-name", entry.label]
     if entry.encoder:
         command += ["--encoder", entry.encoder]
@@ -234,7 +246,8 @@ def check_settings(args):
     refuses settings that differ from those the kept models were trained
     with (their rows would not be comparable)."""
     path = os.path.join(args.output_dir, "compare.json")
-    current = {name: getattr(args, name) for name in SETTINGS}
+    # As JSON holds them: a (height, width) size is a list.
+    current = {name: _plain(getattr(args, name)) for name in SETTINGS}
     saved = files.read_json(path)
     if args.resume and saved is not None:
         differ = [
@@ -259,6 +272,10 @@ def _test_split(args):
         output_dir=os.path.join(args.output_dir, "runs"),
     ).absolute()
     return load_splits(config, splits=["test"])["test"]
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _previous_rows(output_dir):

@@ -1,4 +1,6 @@
-"""Oxford-IIIT Pet data: sources, the tf.data pipeline, augmentation, export.
+"""Data: Oxford-IIIT Pet and any folder of images and masks (described by a
+`dataset.json`, `DatasetDescription`), the tf.data pipeline, augmentation,
+export.
 
 This is the one part of tfseg that uses TensorFlow, and it imports it only
 when a TensorFlow-backed name is used: `load_npz`, `Examples`,
@@ -41,6 +43,11 @@ _LAZY = {
     "ArrayBatches": "tfseg.data.batches",
     "Augmentation": "tfseg.data.augment",
     "DataError": "tfseg.data.dataset",
+    "DatasetDescription": "tfseg.data.dataset",
+    "read_dataset_json": "tfseg.data.dataset",
+    "find_layout": "tfseg.data.folders",
+    "describe_data": "tfseg.data.described",
+    "load_folder": "tfseg.data.folder_source",
     "inspect_pair": "tfseg.data.decoding",
     "load_examples": "tfseg.data.pipeline",
     "make_dataset": "tfseg.data.pipeline",

@@ -46,8 +46,7 @@ class DataError(ValueError):
         problems: `{name: problem}` of every broken example found.
     """
 
-    # Every problem of a damaged copy; beyond it, likely not the dataset.
-    MAX_SHOWN = 100
+    MAX_SHOWN = 100  # every problem of a damaged copy; beyond, not the dataset
 
     def __init__(self, problems, hint=""):
         self.problems = dict(problems)
@@ -339,9 +338,11 @@ def describe_from_masks(values_found, palette=None):
         A `DatasetDescription`.
 
     Raises:
-        ValueError: for no values, or more than 255 classes.
+        ValueError: for no values, more than 255 classes, or colours and ids mixed.
     """
-    values = sorted(set(values_found))
+    values = sorted(set(values_found), key=lambda value: (type(value) is tuple, value))
+    if len({type(value) is tuple for value in values}) > 1:  # described.py names files
+        raise ValueError("The masks mix colours (RGB masks) with single values.")
     if not 0 < len(values) <= VOID + (VOID in values):
         raise ValueError(
             f"The masks hold {len(values)} distinct values; class masks hold 1 to "

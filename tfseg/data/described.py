@@ -120,6 +120,7 @@ def folder_description(root, dataset=None, fallback=None, skip_bad=False, report
             + (f" ({next(iter(found.problems.values()))})" if found.problems else "")
             + f". Give them in {path}."
         )
+    check_one_kind(root, found.files, path)
     description = describe_from_masks(found.values, found.palette)
     values = sorted(found.values)
     shown = ", ".join(map(str, values[:12])) + (", ..." if len(values) > 12 else "")
@@ -131,6 +132,24 @@ def folder_description(root, dataset=None, fallback=None, skip_bad=False, report
         f"with `tfseg verify-data {root} --write-dataset` and edit the file."
     )
     return description
+
+
+def check_one_kind(root, files, path):
+    """Raises `ValueError` naming a colour mask and a single-value one when
+    `files` (`{mask: {value: pixels}}`) holds both kinds."""
+    colour = [mask for mask, counts in files.items() if _colours(counts)]
+    single = [mask for mask, counts in files.items() if not _colours(counts)]
+    if colour and single:
+        raise ValueError(
+            f"{root!r}: {len(colour)} of its {len(files)} masks are colour (RGB) "
+            f"images, e.g. {colour[0]}, the others single-channel, e.g. "
+            f"{single[0]}. Save them all one way, or describe them in {path} "
+            '("masks": "rgb" with "colors" reads every mask as colours).'
+        )
+
+
+def _colours(counts):
+    return any(isinstance(value, tuple) for value in counts)
 
 
 def assign_splits(layout, val_fraction=0.1, seed=0, wanted=("train", "val", "test")):
@@ -176,7 +195,7 @@ def assign_splits(layout, val_fraction=0.1, seed=0, wanted=("train", "val", "tes
         held = ", ".join(f"{s} ({len(p)})" for s, p in found.items() if p) or "none"
         raise ValueError(
             f"{layout.root!r} has no {' or '.join(missing)} split (it has: {held}). "
-            "Add the folder, or list the split in dataset.json's \"splits\"."
+            'Add the folder, or list the split in dataset.json\'s "splits".'
         )
     return {split: found.get(split, []) for split in wanted}, notes
 
@@ -186,4 +205,5 @@ def _carve(pairs, fraction, seed):
     items = [(pair.name, -1, -1) for pair in pairs]
     _, held = stratified_split(items, fraction, seed)
     held = {item[0] for item in held}
-    return [p for p in pairs if p.name not in held], [p for p in pairs if p.name in held]
+    rest = [pair for pair in pairs if pair.name not in held]
+    return rest, [pair for pair in pairs if pair.name in held]

@@ -179,8 +179,8 @@ def _detect(root):
         f"{root!r} holds no layout tfseg knows (it holds: {shown or 'nothing'}). "
         "Expected train/, val/, test/ each with images/ + masks/; train/ + "
         "trainannot/ (SegNet); one images/ + masks/ (or image/label, img/ann, "
-        "images/annotations); or dataset.json's "
-        '"splits": {"train": {"images": ..., "masks": ...}}.'
+        "images/annotations); Oxford-IIIT Pet's images/ + annotations/trimaps/; "
+        'or dataset.json\'s "splits": {"train": {"images": ..., "masks": ...}}.'
     )
 
 
@@ -375,7 +375,8 @@ def inspect_masks(pairs, description=None, max_files=None):
         found = _problems(pair, values, counts, description)
         if found:
             problems[pair.mask_path] = "; ".join(found)
-    return MaskInspection(dict(sorted(totals.items())), files, problems, palette)
+    ordered = sorted(totals.items(), key=lambda item: (type(item[0]) is tuple, item))
+    return MaskInspection(dict(ordered), files, problems, palette)  # ids, colours
 
 
 def read_mask(path, colors=False):

@@ -46,11 +46,15 @@ def load_splits(config, splits=SPLITS, progress=True):
       classes; a missing `val` file means no validation split.
     - `config.synthetic = N`: N synthetic pets, written once to
       `<output_dir>/.synthetic_<N>_<seed>` and reused.
-    - `config.data_dir`: a folder in the official archive layout.
+    - `config.data_dir`: Oxford-IIIT Pet's archive layout, or any folder
+      `tfseg.data.folders.find_layout` knows, read through its description.
     - none of them: TensorFlow Datasets.
 
-    From images (folder or TFDS) the test split also keeps each mask at its
-    original resolution, for full-resolution scores.
+    A config without `description` is described first (`describe_data`:
+    a folder's dataset.json or mask values, an export's
+    `<stem>_dataset.json`), as a run's start does. From images (folder or
+    TFDS) the test split also keeps each mask at its original resolution,
+    for full-resolution scores.
 
     Args:
         config: a `tfseg.config.TrainConfig`.
@@ -70,8 +74,16 @@ def load_splits(config, splits=SPLITS, progress=True):
     splits = list(splits)
     check_splits(splits)
     if config.data_npz:
-        return _load_npz_splits(config, splits)
+        return _load_npz_splits(_described(config), splits)
     return _load_images(config, splits, progress=progress, keep_original_mask=True)
+
+
+def _described(config):
+    """`config` with the description of its data, where it needs one and
+    has none (`describe_data`); else `config` itself."""
+    if config.description is None and (config.data_dir or config.data_npz):
+        return describe_data(config)
+    return config
 
 
 def _load_images(
@@ -96,15 +108,12 @@ def _load_images(
         resize_mode=resize_mode,
         progress=progress,
     )
-    if config.description is None and config.data_dir:
-        config = describe_data(config)  # a folder other than the pets'
+    config = _described(config)  # a folder other than the pets'
     if config.description and config.data_dir:
         from tfseg.data.folder_source import load_folder
 
         description = DatasetDescription.from_dict(config.description)
-        loaded = load_folder(
-            config.data_dir, description, config.image_size, **options
-        )
+        loaded = load_folder(config.data_dir, description, config.image_size, **options)
     else:
         from tfseg.data.sources import load_oxford_pet
 

@@ -197,9 +197,13 @@ def decode_records(
             found = inspect_folder_pair(
                 record.image_path, record.trimap_path, masks.description
             )
-        problems[record.name] = found or problems.get(record.name) or (
-            "the pipeline could not read this pair, but a check of the files "
-            "alone found no problem; run `tfseg verify-data` on the folder"
+        problems[record.name] = (
+            found
+            or problems.get(record.name)
+            or (
+                "the pipeline could not read this pair, but a check of the files "
+                "alone found no problem; run `tfseg verify-data` on the folder"
+            )
         )
     if progress is not None:
         progress.done(f"{len(problems)} broken" if problems else "")
@@ -275,13 +279,18 @@ def check_problems(found, skip_bad):
 
 
 def _cache_path(cache_dir, records, settings):
+    """The cache file of `records` decoded with `settings`, keyed by both
+    files of each record and their modification times and sizes, so that an
+    edited image or relabelled mask is decoded again; `None` without
+    `cache_dir`."""
     if cache_dir is None:
         return None
     key = json.dumps(
         [
             [*settings, NPZ_FORMAT_VERSION],  # a cache of another format: a miss
             [
-                (r.name, r.image_path, r.trimap_path, os.path.getmtime(r.image_path))
+                (r.name, r.image_path, r.trimap_path, *_stamp(r.image_path))
+                + _stamp(r.trimap_path)
                 for r in records
                 if os.path.isfile(r.image_path)
             ],
@@ -289,6 +298,15 @@ def _cache_path(cache_dir, records, settings):
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(os.fspath(cache_dir), f"examples_{digest}.npz")
+
+
+def _stamp(path):
+    """`(mtime in ns, size)` of a file, `(None, None)` where it is absent."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None, None
+    return found.st_mtime_ns, found.st_size
 
 
 def make_dataset(

@@ -5,8 +5,10 @@
 
 The page (Gradio, `pip install "tfseg[demo]"`; `tfseg.demo.page` builds and serves it)
 shows, for a JPEG or PNG of any size, grayscale or RGBA, the photo with the
-mask painted over it in the colours of `tfseg predict` (with a legend and
-an opacity slider), the mask alone, and the share of pixels of each class;
+mask painted over it in the colours of `tfseg predict` (the dataset's own
+where its `dataset.json` gives them, with a legend naming the run's
+classes, and an opacity slider), the mask alone, and the share of pixels
+of each class;
 a second tab shows the run: its configuration, `metrics.md`, `curves.png`
 and `predictions.png`. This module holds everything but the page, so it
 runs and is tested without Gradio:
@@ -39,7 +41,7 @@ MAX_PIXELS = 25_000_000
 # Longest side, in pixels, of the pictures sent to the browser; the mask
 # and the shares are computed at the photo's own size.
 DISPLAY_SIZE = 1024
-# Example pets from the run's test split, one click each.
+# Example photos from the run's test split, one click each.
 NUM_EXAMPLES = 6
 # Upload size limit of the server (Gradio's `max_file_size`).
 MAX_UPLOAD = "100mb"
@@ -59,6 +61,9 @@ class DemoModel:
         model: what `tfseg.inference.segment` takes.
         class_names: the name of each class id.
         title: the page's title (the run folder's or the file's name).
+        colors: `(r, g, b)` per class, or `None` (the pets' colours).
+        unpainted: class ids the overlay leaves bare (`None`: the pets'
+            background; `()`: none).
         details: `{label: value}` of the configuration shown on the second tab.
         report: the run's `metrics.md` (`""` if there is none).
         figures: `{caption: PNG path}` of the run's pictures that exist.
@@ -70,6 +75,8 @@ class DemoModel:
     class_names: tuple
     title: str
     details: dict
+    colors: tuple = None
+    unpainted: tuple = None
     report: str = ""
     figures: dict = dataclasses.field(default_factory=dict)
     examples: list = dataclasses.field(default_factory=list)
@@ -132,10 +139,11 @@ def load_for_demo(path):
 
 
 def _load_run(run_dir):
+    from tfseg.config import format_size
     from tfseg.evaluate import describe_source
-    from tfseg.metrics import class_names_for
 
     config, model = runs.open_run(run_dir)
+    classes = runtimes.class_table(config, model)
     _, record = runs.read_config(run_dir)
     state = runs.read_state(run_dir)
     details = {
@@ -143,7 +151,8 @@ def _load_run(run_dir):
         "model": config.model,
         "encoder": config.encoder or "the model's own",
         "builder arguments": config.model_args or "defaults",
-        "image size": f"{config.image_size} px",
+        "image size": f"{format_size(config.image_size)} px",
+        "classes": ", ".join(classes.names),
         "epochs": f"{state['epochs_done']} of {config.epochs}",
         "precision": record.get("precision", config.precision),
         "loss": config.loss,
@@ -163,9 +172,11 @@ def _load_run(run_dir):
     }
     return DemoModel(
         model=model,
-        class_names=tuple(class_names_for(model.output_shape[-1])),
+        class_names=classes.names,
         title=os.path.basename(os.path.normpath(run_dir)),
         details=details,
+        colors=classes.colors,
+        unpainted=classes.unpainted,
         report=_read_text(report_md),
         figures=figures,
         examples=example_photos(config),
@@ -173,14 +184,22 @@ def _load_run(run_dir):
 
 
 def _load_exported(path):
-    from tfseg.metrics import class_names_for
+    from tfseg.config import format_size
 
     model = runtimes.load_deployed(path)
+    classes = runtimes.class_table(None, model)  # its sidecar's classes
+    details = {**model.describe(), **model.metadata}
+    details.pop("dataset", None)  # the classes are listed, not the whole JSON
+    details["class_names"] = ", ".join(classes.names)
+    if details.get("image_size"):
+        details["image_size"] = f"{format_size(details['image_size'])} px"
     return DemoModel(
         model=model,
-        class_names=tuple(class_names_for(model.output_shape[-1])),
+        class_names=classes.names,
         title=os.path.basename(os.path.normpath(path)),
-        details={**model.describe(), **model.metadata},
+        details=details,
+        colors=classes.colors,
+        unpainted=classes.unpainted,
     )
 
 
@@ -192,8 +211,19 @@ def _read_text(path):
 
 
 def example_photos(config, count=NUM_EXAMPLES):
-    """Image paths of the first `count` pets of a run's test split, where
-    its data folder (or its cached synthetic pets) is there; else `[]`."""
+    """Image paths of the first `count` images of a run's test split, where
+    its data folder (or its cached synthetic pets) is there; else `[]`.
+
+    Args:
+        config: the run's `TrainConfig`: an Oxford-IIIT Pet folder, its
+            synthetic pets, or a described folder (its splits as the run
+            found them: `tfseg.data.described.assign_splits`, same seed).
+        count: how many. Defaults to `NUM_EXAMPLES`.
+
+    Returns:
+        A list of image paths (`[]` for exported splits, TFDS, or data that
+        moved).
+    """
     from tfseg.data.layout import OxfordPetFolder
     from tfseg.data.loading import synthetic_folder
 
@@ -201,12 +231,27 @@ def example_photos(config, count=NUM_EXAMPLES):
         folder = synthetic_folder(config) if config.synthetic else config.data_dir
         if not folder:
             return []
+        if config.description:
+            return _described_examples(config, count)
         splits, _ = OxfordPetFolder(folder).splits(
             config.val_fraction, seed=config.seed, wanted=["test"]
         )
     except (OSError, ValueError):
         return []  # the data moved or was never local: no examples
     return [record.image_path for record in splits["test"][:count]]
+
+
+def _described_examples(config, count):
+    """The first `count` image paths of a described folder's test split."""
+    from tfseg.data.described import assign_splits
+    from tfseg.data.folders import find_layout
+
+    splits = config.description.get("splits")
+    layout = find_layout(config.data_dir, splits, skip_bad=True)
+    chosen, _ = assign_splits(
+        layout, config.val_fraction, config.seed, wanted=("test",)
+    )
+    return [pair.image_path for pair in chosen["test"][:count]]
 
 
 def read_photo(path, max_pixels=MAX_PIXELS):
@@ -270,7 +315,15 @@ def segment_photo(demo, path):
 
 
 def share_table(segmentation, class_names):
-    """A Markdown table: pixels and share of each class (shares sum to 100 %)."""
+    """A Markdown table: pixels and share of each class (shares sum to 100 %).
+
+    Args:
+        segmentation: a `Segmentation`.
+        class_names: the name of each class id (`DemoModel.class_names`).
+
+    Returns:
+        The table's text, one row per class in id order.
+    """
     total = int(segmentation.pixels.sum())
     lines = ["| class | pixels | share |", "| --- | ---: | ---: |"]
     lines += [
@@ -280,15 +333,34 @@ def share_table(segmentation, class_names):
     return "\n".join(lines)
 
 
-def render(segmentation, class_names, opacity):
+def render(segmentation, class_names, opacity, colors=None, unpainted=None):
     """The page's two pictures: the photo with the classes painted over it
-    at `opacity` (and a legend), and the mask alone in the same colours."""
+    at `opacity` (and a legend), and the mask alone in the same colours.
+
+    Args:
+        segmentation: a `Segmentation`.
+        class_names: the name of each class id.
+        opacity: the share of the class colour, 0 to 1.
+        colors: `(r, g, b)` per class (`DemoModel.colors`). Defaults to
+            `None` (the pets' colours).
+        unpainted: class ids left bare (`DemoModel.unpainted`). Defaults to
+            `None` (the pets' background).
+
+    Returns:
+        `(uint8 overlay with its legend strip, palette PIL image of the
+        mask)`.
+    """
     from tfseg import visualize
 
     painted = visualize.overlay_with_legend(
-        segmentation.image, segmentation.mask, class_names, alpha=opacity
+        segmentation.image,
+        segmentation.mask,
+        class_names,
+        alpha=opacity,
+        colors=colors,
+        unpainted=unpainted,
     )
-    return painted, visualize.palette_image(segmentation.mask)
+    return painted, visualize.palette_image(segmentation.mask, colors, unpainted)
 
 
 def describe(segmentation):

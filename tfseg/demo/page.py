@@ -1,8 +1,9 @@
 """The page of `tfseg demo`, in Gradio (`pip install "tfseg[demo]"`).
 
-Two tabs. "Segment": drop, paste or pick a photo (or click an example pet),
-and see the photo with the mask painted over it, the mask alone and the
-share of each class, with an opacity slider that repaints without running
+Two tabs. "Segment": drop, paste or pick a photo (or click an example of
+the run's test split), and see the photo with the mask painted over it in
+the run's class colours, the mask alone and the share of each class (the
+run's class names), with an opacity slider that repaints without running
 the model again. "Model": the run's configuration, test scores and
 pictures. What the page shows is computed in `tfseg.demo.logic`; this module only
 lays it out and wires the events.
@@ -32,6 +33,7 @@ def build_page(demo):
     import gradio as gr  # here, so the module imports without the extra
 
     names = demo.class_names
+    drawing = (demo.colors, demo.unpainted)  # the run's colours, every picture
 
     def on_photo(upload, opacity):
         # Unprocessed: the upload's file data as a dict, or None once cleared.
@@ -42,14 +44,14 @@ def build_page(demo):
             segmentation = logic.segment_photo(demo, upload["path"])
         except ValueError as error:
             return None, None, "", f"**Error:** {error}", None
-        painted, mask = logic.render(segmentation, names, opacity)
+        painted, mask = logic.render(segmentation, names, opacity, *drawing)
         table = logic.share_table(segmentation, names)
         return painted, mask, table, logic.describe(segmentation), segmentation
 
     def on_opacity(segmentation, opacity):
         if segmentation is None:
             return gr.skip()
-        return logic.render(segmentation, names, opacity)[0]
+        return logic.render(segmentation, names, opacity, *drawing)[0]
 
     with gr.Blocks(title=f"tfseg demo: {demo.title}", analytics_enabled=False) as page:
         gr.Markdown(f"# tfseg demo: {demo.title}")
@@ -57,7 +59,7 @@ def build_page(demo):
             with gr.Row(equal_height=True):
                 photo = gr.Image(
                     type="filepath",
-                    label="Your pet photo: drop, paste or click to pick",
+                    label="Your photo: drop, paste or click to pick",
                     sources=["upload", "clipboard"],
                     elem_id="photo",
                 )
@@ -70,7 +72,7 @@ def build_page(demo):
             shares = gr.Markdown(elem_id="shares")
             if demo.examples:
                 gr.Examples(
-                    demo.examples, inputs=photo, label="Pets of the run's test split"
+                    demo.examples, inputs=photo, label="Photos of the run's test split"
                 )
         with gr.Tab("Model"):
             rows = [f"| {key} | {value} |" for key, value in demo.details.items()]

@@ -16,8 +16,10 @@ need the converter's own settings:
   argmax` the uint8 class ids.
 
 Every export writes a sidecar (`FILE.json`, `tfseg.json` in a SavedModel
-folder) with the input, the classes, the quantization and the calibration
-data; `tfseg evaluate FILE` and `tfseg predict FILE` read it.
+folder) with the input, the classes (names, colours and the run's dataset
+description), the quantization and the calibration data; `tfseg evaluate
+FILE`, `tfseg predict FILE` and `tfseg demo FILE` read it, so an exported
+model alone knows its classes.
 """
 
 import datetime
@@ -174,29 +176,57 @@ def calibration_split(config, count, data_dir=None, data_npz=None):
     """`count` uint8 images of the run's training split (fewer if it is
     smaller), drawn with the run's seed, and a record of them.
 
+    Args:
+        config: the run's `TrainConfig`: its own data (a described folder
+            is read with its recorded description) unless `data_dir` or
+            `data_npz` is given.
+        count: how many images, at most.
+        data_dir: another folder holding the run's training split, read
+            with its own `dataset.json`, else with the run's description.
+            Defaults to `None`.
+        data_npz: exported splits to read instead. Defaults to `None`.
+
+    Returns:
+        `(images, record)`: uint8 `(n, H, W, 3)` and what the sidecar
+        records of them (split, source, seed, count, names).
+
     Raises:
         RunError: when the training split cannot be read, saying which data
             it needs and how to pass it.
     """
+    import dataclasses
+
     import numpy as np
 
+    from tfseg.data.described import describe_data
     from tfseg.data.loading import load_splits
     from tfseg.evaluate import describe_source
     from tfseg.evaluate import with_data
 
+    own = config
     if data_dir or data_npz:
         config = with_data(config, data_dir, data_npz)
     source = describe_source(config)
     try:
+        if data_dir or data_npz:
+            # The other data's own description, else the run's.
+            config = describe_data(
+                dataclasses.replace(config, description=None, dataset=None),
+                fallback=own.description,
+            )
         train = load_splits(config, splits=["train"], progress=False)["train"]
     except (ValueError, RuntimeError, OSError) as error:
         raise runs.RunError(
             f"--quantize int8 calibrates on images of the run's training split "
             f"({source}), which cannot be read: {error} Pass --data-dir DIR "
-            "(the Oxford-IIIT Pet folder it was trained on) or --data-npz FILE."
+            "(the folder it was trained on) or --data-npz FILE."
         ) from error
     if not len(train):
-        raise runs.RunError(f"The training split of {source} has no images.")
+        raise runs.RunError(
+            f"The training split of {source} has no images; --quantize int8 "
+            "calibrates on them. Pass --data-dir DIR with the run's training "
+            "images, or export without --quantize int8."
+        )
     order = np.random.default_rng(config.seed).permutation(len(train))
     chosen = order[: min(count, len(train))]
     images = train.images[chosen].copy()
@@ -256,11 +286,30 @@ def tflite_model(model, quantize, output, calibration=None):
 
 
 def describe_export(run_dir, config, model, export_format, quantize, output, data):
-    """The sidecar of an export: what a user needs to feed and read it."""
-    from tfseg.metrics import class_names_for
+    """The sidecar of an export: what a user needs to feed and read it, and
+    the classes it was trained on, so the file alone knows them.
+
+    Args:
+        run_dir: the run folder exported.
+        config: its `TrainConfig`.
+        model: its Keras model.
+        export_format, quantize, output: as `export_run` takes them.
+        data: the calibration `(images, record)` of an int8 export, or
+            `None`.
+
+    Returns:
+        A JSON-ready dict: `input`, `num_classes`, `class_names` (the run's),
+        `colors` (`[r, g, b]` per class, or `None`: the pets' drawing
+        table), `dataset` (the run's `DatasetDescription` as a dict, `None`
+        for Oxford-IIIT Pet), `image_size` (a side, or `[height, width]`),
+        the run's model settings and the calibration record.
+    """
+    from tfseg.deploy.runtimes import class_table
 
     num_classes = model.output_shape[-1]
     integer_input = quantize == "int8"
+    classes = class_table(config, model)
+    height, width = config.image_shape
     return {
         "format": export_format,
         "quantize": quantize,
@@ -275,12 +324,14 @@ def describe_export(run_dir, config, model, export_format, quantize, output, dat
         if output == "argmax"
         else f"{'int8' if integer_input else 'float32'} logits per class",
         "num_classes": num_classes,
-        "class_names": list(class_names_for(num_classes)),
+        "class_names": list(classes.names),
+        "colors": [list(colour) for colour in config.class_colors or ()] or None,
+        "dataset": config.description,
         "run": os.path.abspath(run_dir),
         "model": config.model,
         "encoder": config.encoder,
         "alpha": config.alpha,
-        "image_size": config.image_size,
+        "image_size": height if height == width else [height, width],
         "calibration": data[1] if data else None,
         "exported": datetime.datetime.now().isoformat(timespec="seconds"),
     }

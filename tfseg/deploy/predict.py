@@ -1,13 +1,18 @@
 """Segments a user's own image files with a run's model, or an exported
 one: `tfseg predict`.
 
-Each readable image gets, in the output folder, `<name>_mask.png` (class
-ids 0 = pet, 1 = background, 2 = border, at the image's own size),
-`<name>_colour.png` (the same ids as a palette PNG any viewer shows in the
-overlay colours) and `<name>_overlay.png` (the photo with the classes
-painted over it and a legend). A folder stands for the images in it
-(`--recursive`: in its subfolders too). Unreadable files are named at the
-end; the others are still predicted.
+Each readable image gets, in the output folder, `<name>_mask.png` (the
+class ids `0..N-1` of the model's classes, at the image's own size: for
+Oxford-IIIT Pet 0 = pet, 1 = background, 2 = border; for your own data
+the ids of its `dataset.json`), `<name>_colour.png` (the same ids as a
+palette PNG whose palette is the classes' colours, the dataset's own where
+it gives them, so any viewer shows it in the overlay colours) and
+`<name>_overlay.png` (the photo with the classes painted over it and a
+legend naming them). The classes are the run's (its `config.json`), or for
+an exported model alone those its sidecar records
+(`tfseg.deploy.runtimes.class_table`). A folder stands for the images in
+it (`--recursive`: in its subfolders too). Unreadable files are named at
+the end; the others are still predicted.
 """
 
 import collections
@@ -16,6 +21,7 @@ import sys
 
 from tfseg import files
 from tfseg import runs
+from tfseg.config import RESOLUTION_MODES
 from tfseg.progress import Progress
 
 
@@ -89,28 +95,51 @@ def image_paths(paths, recursive=False):
     return found
 
 
-def predict_files(model_path, paths, out, tta="none", recursive=False):
+def predict_files(
+    model_path, paths, out, tta="none", recursive=False, resolution=None
+):
     """Predicts every readable image of `paths` (files, or folders of
     images: `image_paths`) into the folder `out` with the model of a run
-    folder or an exported model at `model_path`.
+    folder or an exported model at `model_path` (see the module docstring
+    for the files written).
+
+    Args:
+        model_path: a run folder, or a model file `tfseg export` wrote.
+        paths: image files and folders of images.
+        out: the output folder (made if missing).
+        tta: `"none"` or `"flip"`. Defaults to `"none"`.
+        recursive: look for images in the folders' subfolders too. Defaults
+            to `False`.
+        resolution: `"model"` (resized to the model's input and back) or
+            `"image"` (each image at its own size, padded to the model's
+            multiple; exported .tflite/.onnx files keep `"model"`, said
+            once). Defaults to `RESOLUTION_MODES[0]`.
 
     Returns:
         `{path: problem}` of the images that could not be read.
+
+    Raises:
+        RunError: for a path that is no model, an `out` that is a file, or
+            a folder without images.
     """
     from PIL import Image
 
     from tfseg import visualize
+    from tfseg.deploy.runtimes import class_table
     from tfseg.deploy.runtimes import load_run_or_model
     from tfseg.inference import check_tta
     from tfseg.inference import read_image
     from tfseg.inference import segment
-    from tfseg.metrics import class_names_for
+    from tfseg.inference import usable_resolution
 
     paths = image_paths(paths, recursive)
     prepare_output_dir(out)
-    _, model = load_run_or_model(model_path)
+    config, model = load_run_or_model(model_path)
     check_tta(model, tta)
-    names = class_names_for(model.output_shape[-1])
+    resolution, note = usable_resolution(model, resolution or RESOLUTION_MODES[0])
+    if note:
+        print(note)
+    classes = class_table(config, model)
     failed = {}
     progress = Progress(len(paths), "predicting", enabled=len(paths) > 1)
     for path, stem in zip(paths, output_stems(paths)):
@@ -120,13 +149,15 @@ def predict_files(model_path, paths, out, tta="none", recursive=False):
         except ValueError as error:
             failed[path] = str(error)
             continue
-        mask = segment(model, image, tta)
+        mask = segment(model, image, tta, resolution)
         stem = os.path.join(out, stem)
         written = {
             f"{stem}_mask.png": Image.fromarray(mask),
-            f"{stem}_colour.png": visualize.palette_image(mask),
+            f"{stem}_colour.png": visualize.palette_image(mask, **classes.drawing()),
             f"{stem}_overlay.png": Image.fromarray(
-                visualize.overlay_with_legend(image, mask, names)
+                visualize.overlay_with_legend(
+                    image, mask, classes.names, **classes.drawing()
+                )
             ),
         }
         for target, picture in written.items():

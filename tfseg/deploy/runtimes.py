@@ -9,10 +9,13 @@ call from float images in 0..255 to float32 logits), so exported files are
 scored and used by the very code that scores and uses a run's model.
 
 A file written by `tfseg export` has a sidecar, `FILE.json` (`tfseg.json`
-inside a SavedModel folder), recording its input, classes, quantization
-and calibration data (`read_metadata`); a file without one is read as is.
+inside a SavedModel folder), recording its input, classes (names, colours
+and the dataset's description), quantization and calibration data
+(`read_metadata`); a file without one is read as is. `class_table` gives
+the names and drawing colours of a run's or an exported model's classes.
 """
 
+import dataclasses
 import os
 import warnings
 
@@ -76,6 +79,17 @@ class DeployedModel:
         self.metadata = read_metadata(path)
         self.argmax_output = self.metadata.get("output") == "argmax"
         num_classes = self.metadata.get("num_classes", num_classes)
+        if not all(isinstance(side, (int, np.integer)) for side in input_size):
+            # A runtime that leaves the sides open: the sidecar's (H, W).
+            recorded = self.metadata.get("input", {}).get("shape", [])
+            if len(recorded) != 4:
+                raise runs.RunError(
+                    f"{path!r} takes images of an open size {tuple(input_size)} "
+                    "and has no sidecar saying the size it was trained at. "
+                    "Export it with `tfseg export`, which records it."
+                )
+            input_size = recorded[1:3]
+        input_size = tuple(int(side) for side in input_size)
         self.input_shape = (None, *input_size, 3)
         self.output_shape = (None, *input_size, num_classes)
 
@@ -289,6 +303,86 @@ def load_deployed(path, threads=None):
     """
     path = os.fspath(path)
     return RUNTIMES[model_kind(path)](path, threads=threads)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassTable:
+    """The names and drawing colours of a model's classes.
+
+    Attributes:
+        names: the name of each class id.
+        colors: `(r, g, b)` per class, or `None` (`tfseg.visualize` picks
+            the pets' table).
+        unpainted: class ids an overlay leaves bare: `None` (the default of
+            `tfseg.visualize`: the pets' background) or `()` (described
+            data: every class is painted).
+    """
+
+    names: tuple
+    colors: tuple = None
+    unpainted: tuple = None
+
+    def drawing(self):
+        """`{"colors": ..., "unpainted": ...}`, the keywords of
+        `tfseg.visualize.overlay_with_legend` and `palette_image`."""
+        return {"colors": self.colors, "unpainted": self.unpainted}
+
+
+def class_table(config, model):
+    """The classes of a run's model (`config`, its `TrainConfig`), or of an
+    exported model alone (`config=None`: the names, colours and dataset
+    description its sidecar records).
+
+    An exported model without recorded classes inside a run folder (the
+    run's own `model.keras`) has the run's. Names of another count than the
+    model's outputs (a sidecar of another model), or none found, give
+    `class_names_for` the model's output count, drawn as the pets' are.
+    Data described without colours gets a distinct colour per class, every
+    class painted.
+
+    Args:
+        config: a `TrainConfig`, or `None` for an exported model.
+        model: a Keras model or a `DeployedModel` (`output_shape[-1]` is its
+            class count).
+
+    Returns:
+        A `ClassTable`.
+    """
+    from tfseg.metrics import class_names_for
+
+    count = model.output_shape[-1]
+    metadata = getattr(model, "metadata", None) or {}
+    if config is None and not metadata.get("class_names"):
+        folder = os.path.dirname(getattr(model, "path", None) or "")
+        config = runs.read_config(folder)[0] if folder and is_run(folder) else None
+    if config is not None:
+        names, colors = config.class_names, config.class_colors
+        described = bool(config.description)
+    else:
+        dataset = metadata.get("dataset") or {}
+        names = metadata.get("class_names") or dataset.get("classes") or ()
+        colors = metadata.get("colors") or dataset.get("colors")
+        described = bool(dataset)
+    if len(names) != count:
+        names, colors, described = class_names_for(count), None, False
+    if colors is not None and len(colors) != count:
+        colors = None
+    if described and colors is None:
+        colors = generated_colours(count)
+    return ClassTable(
+        names=tuple(str(name) for name in names),
+        colors=None if colors is None else tuple(tuple(map(int, c)) for c in colors),
+        unpainted=() if described else None,
+    )
+
+
+def generated_colours(count):
+    """`count` distinct colours, none of them the pets' bare background:
+    the colour-wheel walk of `tfseg.visualize.class_colours`."""
+    from tfseg import visualize
+
+    walk = visualize.class_colours(max(count, len(visualize.CLASS_COLOURS) + 1))
+    return walk[:count].astype(int).tolist()
 
 
 def is_run(path):

@@ -93,6 +93,32 @@ def nearest_valid_sizes(size, is_valid, limit=4096):
     return [s for s in (below, above) if s is not None]
 
 
+class InputSizeError(ValueError):
+    """An input size a model cannot take, with what it can.
+
+    Attributes:
+        input_shape: the `(height, width, channels)` refused.
+        is_valid: the rule, a callable on one side.
+        requirement: the rule in words, e.g. "divisible by 32".
+        model_name: the model refusing it.
+    """
+
+    def __init__(self, message, input_shape, is_valid, requirement, model_name):
+        super().__init__(message)
+        self.input_shape = tuple(input_shape)
+        self.is_valid = is_valid
+        self.requirement = requirement
+        self.model_name = model_name
+
+    def valid_sides(self):
+        """`(heights, widths)`: each side itself where valid, else the
+        nearest valid sides below and above it."""
+        return tuple(
+            [side] if self.is_valid(side) else nearest_valid_sizes(side, self.is_valid)
+            for side in self.input_shape[:2]
+        )
+
+
 def check_input_size(input_shape, is_valid, requirement, model_name):
     """Checks height and width against `is_valid`, naming the nearest sizes.
 
@@ -103,15 +129,19 @@ def check_input_size(input_shape, is_valid, requirement, model_name):
         model_name: what is being built, for the message.
 
     Raises:
-        ValueError: if a side is invalid.
+        InputSizeError: (a `ValueError`) if a side is invalid.
     """
     for axis, size in zip(("height", "width"), input_shape[:2]):
         if not is_valid(size):
             nearest = " or ".join(str(s) for s in nearest_valid_sizes(size, is_valid))
-            raise ValueError(
+            raise InputSizeError(
                 f"{model_name} needs an input {axis} {requirement}; received "
                 f"input_shape={input_shape}. Nearest valid sizes: {nearest}. "
-                "Resize or crop the images, or pick one of those sizes."
+                "Resize or crop the images, or pick one of those sizes.",
+                input_shape,
+                is_valid,
+                requirement,
+                model_name,
             )
 
 

@@ -17,10 +17,12 @@ from tfseg import losses
 from tfseg import metrics
 from tfseg.config import DEFAULT_MOBILENET_ALPHA
 from tfseg.config import RECIPE_MODEL_ARGS
+from tfseg.config import format_size
 from tfseg.models import create_model
 from tfseg.models import encoders
 from tfseg.models import model_arguments
 from tfseg.models import model_defaults
+from tfseg.models.blocks import InputSizeError
 from tfseg.train.optimizer import SegmentationAdamW
 
 
@@ -64,6 +66,25 @@ def build_model(config):
         if kwargs.get("encoder_weights") != "imagenet":
             raise
         raise ValueError(missing_weights_message(config, error)) from error
+    except InputSizeError as error:  # a size the builder refuses: as flags
+        raise ValueError(size_message(config, error)) from error
+
+
+def size_message(config, error):
+    """The builder's refusal of `--image-size` (an `InputSizeError`) with the
+    nearest sizes as flags (`--image-size 320x480 or 352x480`): both sides
+    made valid, a square kept square."""
+    heights, widths = error.valid_sides()
+    height, width = error.input_shape[:2]
+    if height == width:
+        sizes = [format_size(side) for side in sorted(set(heights) | set(widths))]
+    else:
+        sizes = [format_size((h, w)) for h in heights for w in widths]
+    flags = ", ".join(sizes[:-1]) + (" or " if len(sizes) > 1 else "") + sizes[-1]
+    return (
+        f"--image-size {format_size(config.image_size)}: {error.model_name} needs "
+        f"sides {error.requirement}: pass --image-size {flags}."
+    )
 
 
 def missing_weights_message(config, error):

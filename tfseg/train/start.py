@@ -22,6 +22,7 @@ from tfseg.config import RESUMABLE_FIELDS
 from tfseg.config import TrainConfig
 from tfseg.config import flag
 from tfseg.data.described import describe_data
+from tfseg.data.sizing import with_automatic_size
 from tfseg.train.modeling import with_recipe_defaults
 
 
@@ -70,6 +71,8 @@ def start_run(config, explicit, stamp):
         config = with_recipe_defaults(config)  # recorded in config.json
         config.validate()
         config = describe_data(config)  # the classes, recorded too
+        if "image_size" not in explicit:
+            config = with_automatic_size(config)  # a described folder's shape
         cap = config.epochs if "epochs" in explicit else None
         return RunStart(
             config,

@@ -1,0 +1,95 @@
+"""The image size a run on a described folder takes when `--image-size` is
+not given: its frames' own shape, at most `LONGEST_SIDE` px long.
+
+The pets' default stays `config.DEFAULT_IMAGE_SIZE` (their photos differ in
+shape, so they are stretched to a square). A folder of road scenes, cells
+or tiles mostly holds frames of one shape; squashing 360 x 480 CamVid frames
+to 128 x 128 loses what its thin classes (poles, signs, pedestrians) are
+made of. Pure Python and PIL: only the image headers are read.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+from PIL import Image
+
+from tfseg.config import format_size
+
+# The longest side an automatic size keeps (larger frames are scaled down):
+# the cost of an epoch grows with the pixels, and a time budget buys epochs.
+# On 2 CPU cores a CamVid epoch at 352 x 480 took 162 s, 9 epochs in a
+# 30-minute budget (docs/BENCHMARKS.md, "CamVid"); 224 x 320 has 42% of the
+# pixels.
+LONGEST_SIDE = 320
+# Every model of the registry but pix2pix takes multiples of 32.
+MULTIPLE = 32
+# Headers read to find the typical shape, spread over the split.
+SAMPLED_IMAGES = 200
+
+
+def automatic_image_size(pairs, multiple=MULTIPLE, longest=LONGEST_SIDE):
+    """`(height, width)` for images like those of `pairs` (or a side, when
+    square): their median shape, scaled down so that the longer side is at
+    most `longest`, each side rounded down to a multiple of `multiple`.
+
+    Args:
+        pairs: `folders.Pair`s (the training split's).
+        multiple: the sides' divisor. Defaults to `MULTIPLE` (32).
+        longest: the longest side kept. Defaults to `LONGEST_SIDE` (320).
+
+    Returns:
+        An int (square) or `(height, width)`, as `TrainConfig.image_size`.
+
+    Raises:
+        ValueError: when no image header can be read.
+
+    Example:
+
+    >>> automatic_image_size(camvid_train_pairs)  # doctest: +SKIP
+    (224, 320)
+    """
+    pairs = list(pairs)
+    step = max(len(pairs) // SAMPLED_IMAGES, 1)
+    shapes = []
+    for pair in pairs[::step]:
+        try:
+            with Image.open(pair.image_path) as image:
+                shapes.append((image.height, image.width))
+        except OSError:
+            continue  # named by the pipeline's checks
+    if not shapes:
+        raise ValueError(
+            f"No image of {os.path.dirname(pairs[0].image_path) if pairs else 'the '}"
+            "split can be read to choose an image size; pass --image-size."
+        )
+    height, width = np.median(np.array(shapes, np.float64), axis=0)
+    scale = min(1.0, longest / max(height, width))
+    sides = [
+        max(multiple, int(side * scale) // multiple * multiple)
+        for side in (height, width)
+    ]
+    return sides[0] if sides[0] == sides[1] else tuple(sides)
+
+
+def with_automatic_size(config, report=print):
+    """`config` with `automatic_image_size` of its training split, for a
+    described folder (`config.description` and `config.data_dir`); other
+    configs are returned as they are. Call it when `--image-size` was not
+    given."""
+    if not (config.description and config.data_dir):
+        return config
+    from tfseg.data.dataset import DatasetDescription
+    from tfseg.data.described import assign_splits
+    from tfseg.data.folders import find_layout
+
+    description = DatasetDescription.from_dict(config.description)
+    layout = find_layout(config.data_dir, description.splits, skip_bad=True)
+    pairs = assign_splits(layout, config.val_fraction, config.seed, ("train",))
+    size = automatic_image_size(pairs[0]["train"])
+    report(
+        f"image size: {format_size(size)} (the training images' shape, at most "
+        f"{LONGEST_SIDE} px long, sides multiples of {MULTIPLE}); pass "
+        "--image-size to choose another"
+    )
+    return dataclasses.replace(config, image_size=size)
