@@ -16,11 +16,13 @@ import math
 import os
 from collections.abc import Callable
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from tests.conftest import small_model_flags
+from tests.data.test_verify_folders import UNDECLARED
+from tests.data.test_verify_folders import jpeg_mask
+from tests.data.test_verify_folders import other_size
+from tests.data.test_verify_folders import unpaired
 from tests.data.test_verify_folders import write_folder
 from tests.test_misuse import folder_digests
 from tfseg import files
@@ -33,7 +35,6 @@ TINY = [
     *["--image-size", "64x96", "--max-examples", "8", "--epochs", "1"],
     *["--batch-size", "4"],
 ]
-UNDECLARED = "that dataset.json does not declare (as a class or in `ignore`)"
 
 
 @dataclasses.dataclass
@@ -50,23 +51,6 @@ class Row:
 
 def described(description, **options):
     return lambda root: write_folder(root, description=description, **options)
-
-
-def unpaired(root):
-    write_folder(root)
-    os.remove(root / "train/masks/train_0.png")
-    os.remove(root / "val/images/val_7.jpg")
-
-
-def other_size(root):
-    write_folder(root)
-    Image.fromarray(np.zeros((30, 40), np.uint8)).save(root / "train/masks/train_1.png")
-
-
-def jpeg_mask(root):
-    write_folder(root)
-    Image.open(root / "train/masks/train_1.png").save(root / "train/masks/train_1.jpg")
-    os.remove(root / "train/masks/train_1.png")
 
 
 def syntax_error(root):

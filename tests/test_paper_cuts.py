@@ -378,7 +378,7 @@ def test_an_image_size_beyond_memory_is_refused_at_once():
     with pytest.raises(ValueError) as error:
         TrainConfig(image_size=100000, synthetic=20).validate()
     message = str(error.value)
-    assert "--image-size must be at most 2048, not 100000" in message
+    assert "--image-size sides must be at most 2048, not 100000" in message
     # 100000 ** 2 pixels of 4 bytes: 37.3 GiB an example, 745.1 GiB for 20.
     assert "37.3 GiB each" in message and "745.1 GiB for 20 examples" in message
     TrainConfig(image_size=2048).validate()

@@ -95,9 +95,7 @@ def image_paths(paths, recursive=False):
     return found
 
 
-def predict_files(
-    model_path, paths, out, tta="none", recursive=False, resolution=None
-):
+def predict_files(model_path, paths, out, tta="none", recursive=False, resolution=None):
     """Predicts every readable image of `paths` (files, or folders of
     images: `image_paths`) into the folder `out` with the model of a run
     folder or an exported model at `model_path` (see the module docstring
