@@ -31,7 +31,6 @@ from tfseg.data.dataset import read_dataset_json
 from tfseg.data.folders import ALL
 from tfseg.data.folders import find_layout
 from tfseg.data.folders import inspect_masks
-from tfseg.data.layout import check_folder
 from tfseg.data.layout import stratified_split
 
 # Share of a folder without splits that becomes the test split.
@@ -90,8 +89,6 @@ def folder_description(root, dataset=None, fallback=None, skip_bad=False, report
     """The `DatasetDescription` of a folder (see the module's order), or
     `None` for an Oxford-IIIT Pet folder."""
     root = os.fspath(root)
-    if os.path.isfile(root):
-        check_folder(root)  # an .npz export is named as one
     if is_pet_folder(root):
         if dataset:
             raise ValueError(

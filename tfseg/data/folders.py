@@ -25,6 +25,7 @@ from tfseg.data.dataset import DataError
 from tfseg.data.dataset import pack_colors
 from tfseg.data.dataset import undeclared_problem
 from tfseg.data.dataset import unpack_color
+from tfseg.data.layout import check_folder
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 JPEG_EXTENSIONS = (".jpg", ".jpeg")  # refused as masks
@@ -126,6 +127,8 @@ def find_layout(root, splits=None, skip_bad=False):
     ('segnet', 367)
     """
     root = os.fspath(root)
+    if root.endswith(".npz") and os.path.isfile(root):
+        check_folder(root)  # named as an export, read by --data-npz
     if not os.path.isdir(root):
         state = "is a file" if os.path.exists(root) else "does not exist"
         raise ValueError(f"The data folder {root!r} {state}: pass a folder.")
