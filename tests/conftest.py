@@ -1,5 +1,7 @@
 """Shared test set-up: quiet TensorFlow, the shared data folder, clean state."""
 
+import contextlib
+import fcntl
 import gc
 import json
 import os
@@ -48,6 +50,30 @@ def _reset_keras_state():
     gc.collect(1)
 
 
+@contextlib.contextmanager
+def built_once(name, tmp_path_factory):
+    """A folder for the session fixture `name`, built once per test run.
+
+    Yields `(folder, build)`: the fixture fills `folder` where `build` is
+    true. Under pytest-xdist every worker shares one folder, made by the
+    first worker to get there while the others wait on a lock, so the two
+    workers of `.ci/run` train each fixture once, as one process does.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield tmp_path_factory.mktemp(name), True
+        return
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = shared / ".built"
+            yield shared, not done.exists()
+            done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 # Tiny training runs: 20 synthetic pets at 32 px, batches of 4.
 TINY = ["--synthetic", "20", "--image-size", "32", "--batch-size", "4"]
 
@@ -71,12 +97,11 @@ def finished_run(tmp_path_factory):
     tests must not change it (work on `copy_run(finished_run, tmp_path)`)."""
     from tfseg.cli import main
 
-    output_dir = tmp_path_factory.mktemp("runs")
     flags = [*TINY, *small_model_flags("unet"), "--epochs", "2", "--loss", "ce+dice"]
-    assert (
-        main(["train", *flags, "--output-dir", str(output_dir), "--run-name", "done"])
-        == 0
-    )
+    with built_once("finished_run", tmp_path_factory) as (output_dir, build):
+        if build:
+            flags += ["--output-dir", str(output_dir), "--run-name", "done"]
+            assert main(["train", *flags]) == 0
     return str(output_dir / "done")
 
 
@@ -101,16 +126,15 @@ def real_run(tmp_path_factory):
         / "keras_weights"
         / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
     )
-    output_dir = tmp_path_factory.mktemp("runs")
     flags = ["--model", "mobilenet_unet", "--alpha", "0.35"]
     flags += ["--encoder-weights", str(weights)]
     flags += ["--data-dir", str(SHARED_DATA / "oxford_iiit_pet")]
     # The default recipe (slim decoder, CE + Dice, the encoder at 0.1x), small.
     flags += ["--image-size", "64", "--epochs", "6", "--batch-size", "16"]
-    assert (
-        main(["train", *flags, "--output-dir", str(output_dir), "--run-name", "real"])
-        == 0
-    )
+    with built_once("real_run", tmp_path_factory) as (output_dir, build):
+        if build:
+            flags += ["--output-dir", str(output_dir), "--run-name", "real"]
+            assert main(["train", *flags]) == 0
     return str(output_dir / "real")
 
 
@@ -127,9 +151,20 @@ def installed(tmp_path_factory):
     """`(tfseg executable, environment, working folder, python)` of a wheel
     installed into a new venv, once per session (tests/test_install.py, and
     the comparison of tests/test_compare.py, which runs from it)."""
-    root = tmp_path_factory.mktemp("install")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    with built_once("install", tmp_path_factory) as (root, build):
+        python = str(root / "venv" / "bin" / "python")
+        if build:
+            install_wheel(root, env, python)
+    # Each test process works in its own folder, beside the shared venv.
+    work = tmp_path_factory.mktemp("work")
+    return str(root / "venv" / "bin" / "tfseg"), env, work, python
+
+
+def install_wheel(root, env, python):
+    """Builds tfseg's wheel into `root/dist` and installs it into a new venv
+    at `root/venv` (whose `python` also sees this interpreter's packages)."""
     run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
         + ["-q", "-w", str(root / "dist"), str(PROJECT_ROOT)],
@@ -138,16 +173,12 @@ def installed(tmp_path_factory):
     )
     (wheel,) = (root / "dist").glob("tfseg-*.whl")
     run([sys.executable, "-m", "venv", str(root / "venv")], root, env)
-    python = str(root / "venv" / "bin" / "python")
     outer_packages(python, env)
     run(
         [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
         root,
         env,
     )
-    work = root / "work"
-    work.mkdir()
-    return str(root / "venv" / "bin" / "tfseg"), env, work, python
 
 
 def outer_packages(python, env):

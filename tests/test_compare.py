@@ -127,3 +127,21 @@ def test_exported_splits_reach_every_training_and_the_picture(tmp_path):
     assert command[command.index("--data-npz") + 1] == str(tmp_path / "pets.npz")
     test = running._test_split(args)
     assert list(test.names) == list(splits["test"].names)
+
+
+def test_runs_take_trains_own_size_and_batch_unless_given():
+    # Not passed, each `tfseg train` picks them: a described folder's own
+    # shape and batch (tfseg.data.sizing, DESCRIBED_DATA_DEFAULTS), 128 px
+    # and 16 for the pets; passed, every model gets them.
+    parser = argparse.ArgumentParser()
+    add_compare_arguments(parser)
+    plain = parser.parse_args(["--models", "unet", "--data-dir", "camvid"])
+    command = running.train_command(running.Entry("unet"), plain, "runs")
+    assert "--image-size" not in command and "--batch-size" not in command
+    assert command[command.index("--epochs") + 1] == "10"  # compare's own
+    given = parser.parse_args(
+        ["--models", "unet", "--image-size", "224x320", "--batch-size", "4"]
+    )
+    command = running.train_command(running.Entry("unet"), given, "runs")
+    assert command[command.index("--image-size") + 1] == "224x320"
+    assert command[command.index("--batch-size") + 1] == "4"

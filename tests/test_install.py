@@ -8,6 +8,7 @@ interpreter's, not an outer venv's (`outer_packages`).
 """
 
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ SUBCOMMANDS = (
 def test_the_wheel_imports_its_own_copy(installed):
     _, env, work, python = installed
     result = run([python, "-c", "import tfseg; print(tfseg.__file__)"], work, env)
-    assert str(work.parent / "venv") in result.stdout
+    assert str(pathlib.Path(python).parents[1]) in result.stdout  # the venv
     assert str(PROJECT_ROOT) not in result.stdout
 
 

@@ -36,6 +36,12 @@ DEFAULT_MOBILENET_ALPHA = 0.5
 # encoder, the tutorial's decoder (512, 256, 128, 64 filters) is most of the
 # compute.
 RECIPE_MODEL_ARGS = {"mobilenet_unet": {"decoder_filters": [128, 64, 32, 16]}}
+# What the "tfseg" recipe sets where flags do not, for data a
+# `DatasetDescription` describes (a folder other than the pets, or its
+# export). Such folders are often a few hundred images: CamVid's 367 give
+# 23 steps of 16 an epoch, and a short run learns more from twice the
+# steps at a higher rate (docs/BENCHMARKS.md, "CamVid": the recipe probes).
+DESCRIBED_DATA_DEFAULTS = {"batch_size": 8, "learning_rate": 2e-3}
 SPLITS = ("train", "val", "test")
 RESIZE_MODES = ("stretch", "crop", "pad")
 LOSS_NAMES = ("ce", "dice", "ce+dice", "focal")
@@ -69,7 +75,9 @@ COMPARE_SETTINGS = (
     "time_budget",
     "dataset",
 )
-COMPARE_DEFAULTS = {"epochs": 10}
+# (`None`: not passed, so each run takes train's default: the size and
+# batch of a described folder differ from the pets'.)
+COMPARE_DEFAULTS = {"epochs": 10, "image_size": None, "batch_size": None}
 # The settings `tfseg export-data` takes: those that decide the splits.
 EXPORT_DATA_SETTINGS = (
     "data_dir",

@@ -420,3 +420,27 @@ def test_a_relabelled_mask_is_decoded_again_despite_the_cache(tmp_path):
     Image.fromarray(relabelled).save(tmp_path / "data/train/masks/a.png")
     again = load(folder.root, ["train"], val_fraction=0.0, cache_dir=cache)["train"]
     assert (again.masks == 2).all()
+
+
+def test_a_described_folder_gets_the_recipes_own_defaults(one_folder, capsys):
+    from tfseg.config import DESCRIBED_DATA_DEFAULTS
+    from tfseg.train.start import start_run
+
+    def started(**given):
+        config = TrainConfig(data_dir=str(one_folder.root), **given)
+        explicit = {"data_dir", *given}
+        return start_run(config, explicit, "stamp").config
+
+    pets = TrainConfig()
+    assert DESCRIBED_DATA_DEFAULTS  # else the rest checks nothing
+    described = started()
+    for name, value in DESCRIBED_DATA_DEFAULTS.items():
+        assert getattr(pets, name) != value  # the pets keep theirs
+        assert getattr(described, name) == value
+    assert "described data: --batch-size 8" in capsys.readouterr().out
+    # A flag given wins over the described default; so does another recipe.
+    assert started(batch_size=4, learning_rate=0.01).batch_size == 4
+    assert started(batch_size=4, learning_rate=0.01).learning_rate == 0.01
+    tutorial = TrainConfig.for_recipe("tutorial", data_dir=str(one_folder.root))
+    kept = start_run(tutorial, {"data_dir", "recipe"}, "stamp").config
+    assert (kept.batch_size, kept.learning_rate) == (64, 1e-3)

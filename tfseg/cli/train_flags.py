@@ -63,6 +63,15 @@ TRAIN_CHOICES = {
     "precision": config.PRECISIONS,
     "strategy": config.STRATEGIES,
 }
+# How a default that depends on the data is shown (in train's help and in
+# compare's, which passes nothing where not given).
+SHOWN_DEFAULTS = {
+    "image_size": "128; a described folder's shape, at most 320 px long",
+    **{
+        name: f"{getattr(TrainConfig(), name):g}; {value:g} for a described folder"
+        for name, value in config.DESCRIBED_DATA_DEFAULTS.items()
+    },
+}
 TRAIN_METAVARS = {
     "model_args": "KEY=VALUE",
     "data_npz": "FILE",
@@ -100,7 +109,7 @@ def add_train_arguments(parser, names=None, defaults=None):
         if name == "augment":
             help_text = "turn off augmentation of the training split (default: on)"
         elif "default" not in help_text and not isinstance(default, (list, dict)):
-            shown = f"default: {default}"
+            shown = f"default: {SHOWN_DEFAULTS.get(name, default)}"
             help_text = f"{help_text} ({shown})" if help_text else shown
         options = dict(
             dest=name,

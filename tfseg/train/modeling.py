@@ -16,7 +16,9 @@ import keras
 from tfseg import losses
 from tfseg import metrics
 from tfseg.config import DEFAULT_MOBILENET_ALPHA
+from tfseg.config import DESCRIBED_DATA_DEFAULTS
 from tfseg.config import RECIPE_MODEL_ARGS
+from tfseg.config import flag
 from tfseg.config import format_size
 from tfseg.models import create_model
 from tfseg.models import encoders
@@ -38,6 +40,26 @@ def with_recipe_defaults(config):
         if missing:
             changes["model_args"] = {**config.model_args, **missing}
     return dataclasses.replace(config, **changes) if changes else config
+
+
+def with_described_defaults(config, explicit, report=print):
+    """`config` with `DESCRIBED_DATA_DEFAULTS` for the settings not in
+    `explicit`, where its data is described (recipe "tfseg" only); the
+    pets' runs are returned as they are."""
+    if not config.description or config.recipe != "tfseg":
+        return config
+    changes = {
+        name: value
+        for name, value in DESCRIBED_DATA_DEFAULTS.items()
+        if name not in explicit and getattr(config, name) != value
+    }
+    if changes:
+        shown = ", ".join(f"{flag(name)} {value:g}" for name, value in changes.items())
+        report(
+            f"described data: {shown} (this recipe's defaults for a folder other "
+            "than the pets; pass the flags to choose others)"
+        )
+    return dataclasses.replace(config, **changes)
 
 
 def build_model(config):

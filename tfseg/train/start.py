@@ -23,6 +23,7 @@ from tfseg.config import TrainConfig
 from tfseg.config import flag
 from tfseg.data.described import describe_data
 from tfseg.data.sizing import with_automatic_size
+from tfseg.train.modeling import with_described_defaults
 from tfseg.train.modeling import with_recipe_defaults
 
 
@@ -71,6 +72,7 @@ def start_run(config, explicit, stamp):
         config = with_recipe_defaults(config)  # recorded in config.json
         config.validate()
         config = describe_data(config)  # the classes, recorded too
+        config = with_described_defaults(config, explicit)
         if "image_size" not in explicit:
             config = with_automatic_size(config)  # a described folder's shape
         cap = config.epochs if "epochs" in explicit else None
