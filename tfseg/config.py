@@ -31,16 +31,11 @@ DEFAULT_BATCH_SIZE = 16
 # MobileNetV2's width where `--alpha` is not given (the best per CPU minute
 # in docs/BENCHMARKS.md); `keras.applications` itself defaults to 1.0.
 DEFAULT_MOBILENET_ALPHA = 0.5
-# Builder arguments the "tfseg" recipe gives a model where `--model-arg`
-# does not (docs/BENCHMARKS.md, "Time to quality"): behind an alpha 0.5
-# encoder, the tutorial's decoder (512, 256, 128, 64 filters) is most of the
-# compute.
+# Builder arguments of the "tfseg" recipe where `--model-arg` gives none
+# (BENCHMARKS, "Time to quality": the tutorial's decoder is most of the cost).
 RECIPE_MODEL_ARGS = {"mobilenet_unet": {"decoder_filters": [128, 64, 32, 16]}}
-# What the "tfseg" recipe sets where flags do not, for data a
-# `DatasetDescription` describes (a folder other than the pets, or its
-# export). Such folders are often a few hundred images: CamVid's 367 give
-# 23 steps of 16 an epoch, and a short run learns more from twice the
-# steps at a higher rate (docs/BENCHMARKS.md, "CamVid": the recipe probes).
+# The "tfseg" recipe's defaults for described data (not the pets) where no
+# flag is given: few images, few steps (BENCHMARKS, "CamVid": the probes).
 DESCRIBED_DATA_DEFAULTS = {"batch_size": 8, "learning_rate": 2e-3}
 SPLITS = ("train", "val", "test")
 RESIZE_MODES = ("stretch", "crop", "pad")
@@ -51,9 +46,8 @@ STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 # Test-time augmentations (`--tta`): none, or the mean logits of the image
 # and of its horizontal mirror.
 TTA_MODES = ("none", "flip")
-# Where evaluate segments (`--resolution`): at the model's input size,
-# resized back ("model"), or each image at its own size, padded to the
-# model's multiple ("image"; `tfseg.inference.NativeResolution`).
+# Where evaluate segments (`--resolution`): at the model's size, resized back
+# ("model"), or at each image's own, padded (`inference.NativeResolution`).
 RESOLUTION_MODES = ("model", "image")
 # `tfseg demo`'s address: this machine only, Gradio's usual port.
 DEMO_HOST = "127.0.0.1"
@@ -75,8 +69,7 @@ COMPARE_SETTINGS = (
     "time_budget",
     "dataset",
 )
-# (`None`: not passed, so each run takes train's default: the size and
-# batch of a described folder differ from the pets'.)
+# (`None`: not passed; each run takes train's own, as described data's differ.)
 COMPARE_DEFAULTS = {"epochs": 10, "image_size": None, "batch_size": None}
 # The settings `tfseg export-data` takes: those that decide the splits.
 EXPORT_DATA_SETTINGS = (
