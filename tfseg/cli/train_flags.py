@@ -10,6 +10,7 @@ import json
 
 from tfseg import config
 from tfseg.config import TrainConfig
+from tfseg.data.sizing import LONGEST_SIDE
 from tfseg.models.registry import list_encoders
 from tfseg.models.registry import list_models
 
@@ -66,7 +67,8 @@ TRAIN_CHOICES = {
 # How a default that depends on the data is shown (in train's help and in
 # compare's, which passes nothing where not given).
 SHOWN_DEFAULTS = {
-    "image_size": "128; a described folder's shape, at most 320 px long",
+    "image_size": f"{config.DEFAULT_IMAGE_SIZE}; a described folder's shape, "
+    f"at most {LONGEST_SIDE} px long",
     **{
         name: f"{getattr(TrainConfig(), name):g}; {value:g} for a described folder"
         for name, value in config.DESCRIBED_DATA_DEFAULTS.items()
