@@ -11,11 +11,25 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Set as tfseg sets it, so the command filters native noise in tests too.
 os.environ.setdefault("TFSEG_QUIET_TENSORFLOW", "1")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# XLA compiles many tiny programs in the tests (on JAX, each new weight shape
+# is one program to compile; a small U-Net builds in 25 s of compiling on
+# this 2-core machine, 16 s without XLA's optimisation passes, 11 s with a
+# warm cache): the tests check what is computed, not how fast, so XLA skips
+# its backend optimisation, and every test process of a run (the pytest
+# workers and the `tfseg` processes they start) shares one compilation
+# cache. `.ci/run` shares one between its two passes. See
+# docs/BENCHMARKS.md, "The test suite".
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+OWN_JAX_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if OWN_JAX_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfseg-jax-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -26,6 +40,55 @@ PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(
     os.environ.get("TFSEG_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")
 )
+
+
+def pytest_unconfigure(config):
+    if OWN_JAX_CACHE:  # made above by this process, not inherited
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+# Session fixtures that take a minute or more to build.
+SLOW_FIXTURES = ("real_run", "installed")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Orders the tests for pytest-xdist (`.ci/run`: `--dist loadscope`,
+    which gives each module to one worker, so a module-scoped fixture is
+    built once): the modules with the longest work (a slow or module-scoped
+    fixture, then `slow` tests) go first, handed out while the other worker
+    still has short modules to take. A run in one process is ordered the
+    same way; within a module the order is unchanged.
+
+    (`--dist loadgroup` would keep the users of a session fixture together
+    across modules, but pytest-xdist 3.8 does not group under pytest 9: it
+    renames the tests' `_nodeid`, which pytest 9 no longer reads.)
+    """
+    rank = {}
+    for item in items:
+        module = _module(item)
+        rank[module] = min(rank.get(module, 2), _rank(item))
+    order = {module: index for index, module in enumerate(rank)}
+    items.sort(key=lambda item: (rank[_module(item)], order[_module(item)]))
+
+
+def _module(item):
+    return item.nodeid.split("::")[0]
+
+
+def _rank(item):
+    """0 for a test of a slow or module-scoped fixture, 1 for another slow
+    test, 2 for the rest."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name in item.fixturenames:
+        found = info.name2fixturedefs.get(name) if info else None
+        if name in SLOW_FIXTURES or (found and found[-1].scope == "module"):
+            return 0
+    return 1 if item.get_closest_marker("slow") else 2
+
+
+def xla_flags(*flags):
+    """`XLA_FLAGS` for a subprocess: the tests' own, plus `flags`."""
+    return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
 
 
 @pytest.fixture

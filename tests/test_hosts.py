@@ -56,15 +56,9 @@ class Cluster:
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
         self.processes = []
-        # One compilation cache for the test's processes: the resumed
-        # hosts reuse what the first ones compiled.
-        self.env = dict(
-            os.environ,
-            KERAS_BACKEND="jax",
-            PYTHONUNBUFFERED="1",
-            JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
-            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        )
+        # The processes share the tests' compilation cache (conftest.py):
+        # the resumed hosts reuse what the first ones compiled.
+        self.env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1")
 
     def start(self, *flags):
         log = self.tmp_path / f"process_{len(self.processes)}.log"

@@ -15,6 +15,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.conftest import TINY
 from tests.conftest import copy_run
 from tests.conftest import small_model_flags
+from tests.conftest import xla_flags
 from tests.without_tensorflow import run as run_without_tensorflow
 from tfseg import files
 from tfseg import runs
@@ -468,7 +469,7 @@ def test_training_from_npz_without_tensorflow_on_two_jax_devices(tmp_path, expor
     flags = ["--data-npz", str(exported), "--image-size", "32", "--epochs", "2"]
     flags += ["--strategy", "mirrored", "--output-dir", str(tmp_path)]
     flags += [*small_model_flags("unet"), "--max-examples", "7"]  # odd test batch
-    two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    two_devices = {"XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=2")}
     uneven = run_without_tensorflow(
         "train_pet.py", *flags, "--batch-size", "3", **two_devices
     )

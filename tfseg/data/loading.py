@@ -86,17 +86,25 @@ def _described(config):
     return config
 
 
+def check_readable(config):
+    """Raises `ValueError` where `config`'s source is images (not `.npz`
+    splits) and TensorFlow, which decodes them, is not installed: at once,
+    before a model is built for data that cannot be read."""
+    if config.data_npz or importlib.util.find_spec("tensorflow") is not None:
+        return
+    raise ValueError(
+        "Reading images needs TensorFlow, which is not installed here. "
+        "Install it (pip install tensorflow), or export the splits where "
+        "it is: `python -m tfseg export-data --data-dir DIR --image-size "
+        f"{config.image_size} --out pets.npz`, copy pets_*.npz here and "
+        "train with --data-npz pets.npz."
+    )
+
+
 def _load_images(
     config, splits, *, progress, keep_original_mask, resize_mode="stretch"
 ):
-    if importlib.util.find_spec("tensorflow") is None:
-        raise ValueError(
-            "Reading images needs TensorFlow, which is not installed here. "
-            "Install it (pip install tensorflow), or export the splits where "
-            "it is: `python -m tfseg export-data --data-dir DIR --image-size "
-            f"{config.image_size} --out pets.npz`, copy pets_*.npz here and "
-            "train with --data-npz pets.npz."
-        )
+    check_readable(config)
     options = dict(
         splits=splits,
         val_fraction=config.val_fraction,

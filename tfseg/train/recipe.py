@@ -32,6 +32,7 @@ import keras
 from tfseg import environment
 from tfseg import files
 from tfseg import runs
+from tfseg.data.loading import check_readable
 from tfseg.models.registry import pretrained_encoders
 from tfseg.train import devices
 from tfseg.train import hosts
@@ -76,6 +77,7 @@ def train(config, explicit=None, started=None):
         def scope():
             return strategy.scope() if strategy else contextlib.nullcontext()
 
+        check_readable(config)  # before the model, which takes a while on JAX
         with scope():  # the model first: a bad size or argument fails at once
             model = load_or_build_model(start)
         splits = load_data(config)
