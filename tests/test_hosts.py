@@ -6,6 +6,7 @@ The hosts train on `.npz` splits exported from the shared pet sample at
 batch (4 per host), which a single process with `--batch-size 8` takes too.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -43,10 +44,16 @@ def pets(tmp_path_factory):
     return out
 
 
-def free_address():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
+def free_addresses(count=1):
+    """`count` distinct free local addresses. The probes stay bound until
+    all are chosen: one closed at once frees its port, and the next probe
+    may be given the same one (two clusters of one test then met on one
+    coordinator port, and a host exited 2 without a word)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [f"127.0.0.1:{probe.getsockname()[1]}" for probe in probes]
 
 
 class Cluster:
@@ -76,7 +83,7 @@ class Cluster:
         return process
 
     def start_hosts(self, *flags, hosts=2):
-        address = free_address()
+        (address,) = free_addresses()
         return [
             self.start(
                 *flags,
@@ -181,16 +188,16 @@ def test_hosts_that_cannot_train_together_stop_with_one_line(pets, tmp_path):
     flags += ["--output-dir", tmp_path / "runs", "--hosts", "2"]
     with Cluster(tmp_path) as cluster:
         started = time.monotonic()
+        nobody, address = free_addresses(2)
         alone = cluster.start(
             *flags,
             "--host-index",
             "1",
             "--coordinator",
-            free_address(),
+            nobody,
             "--host-timeout",
             "3",
         )
-        address = free_address()
         differing = [
             cluster.start(
                 *flags,
