@@ -1,6 +1,8 @@
 """What the command prints: native noise filtered, `--verbose` anywhere."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +44,20 @@ def test_native_noise_is_dropped_and_the_rest_passes_at_once(capfd):
 )
 def test_verbose_goes_before_or_after_the_command(argv, verbose):
     assert build_parser().parse_args(argv).verbose is verbose
+
+
+def test_a_process_ended_at_once_still_says_why():
+    # `exit_with` (the hosts' timeout) ends the process with `os._exit`,
+    # past the filter's copying thread; its last line must still be seen.
+    code = (
+        "import time\n"
+        "from tfseg.console import exit_with, filtered_stderr\n"
+        "with filtered_stderr():\n"
+        "    time.sleep(0.2)\n"
+        "    exit_with(2, 'error: the last word')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: the last word\n"

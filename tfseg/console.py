@@ -38,8 +38,10 @@ def is_noise(line):
 def filtered_stderr():
     """Within the block, lines written to file descriptor 2 (by Python or by
     native code) reach standard error unless `is_noise`."""
+    global _UNFILTERED
     sys.stderr.flush()
     original = os.dup(2)
+    _UNFILTERED = original
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
@@ -58,4 +60,17 @@ def filtered_stderr():
         sys.stderr.flush()
         os.dup2(original, 2)  # closes the pipe's last write end: the copy ends
         thread.join(timeout=5)
+        _UNFILTERED = None
         os.close(original)
+
+
+_UNFILTERED = None  # standard error itself, while `filtered_stderr` filters
+
+
+def exit_with(code, message):
+    """Writes `message` to standard error and ends the process at once
+    (`os._exit`), past the filter of `filtered_stderr`, whose copying thread
+    would not get to pass it on before the process ends."""
+    sys.stderr.flush()
+    os.write(2 if _UNFILTERED is None else _UNFILTERED, f"{message}\n".encode())
+    os._exit(code)

@@ -27,11 +27,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import threading
 
 import numpy as np
 
+from tfseg import console
 from tfseg.config import flag
 
 # TrainConfig field -> the variable `keras.distribution.initialize` reads.
@@ -184,11 +184,7 @@ def _join_within(config):
         "reaches it, or raise --host-timeout."
     )
 
-    def give_up():
-        print(message, file=sys.stderr, flush=True)
-        os._exit(2)
-
-    timer = threading.Timer(config.host_timeout, give_up)
+    timer = threading.Timer(config.host_timeout, console.exit_with, (2, message))
     timer.daemon = True
     timer.start()
     try:
