@@ -524,3 +524,27 @@ def test_missing_npz_files_are_named(tmp_path, capsys):
     assert npz_code(tmp_path, tmp_path / "none.npz") == 2
     error = capsys.readouterr().err
     assert "none_train.npz" in error and "none_test.npz" in error
+
+
+def test_images_without_tensorflow_fail_before_the_model_is_built(
+    tmp_path, monkeypatch
+):
+    # On JAX a model takes a minute to build here: the missing TensorFlow is
+    # said first, TensorFlow hidden as where it is not installed.
+    import importlib.util
+
+    from tfseg.config import TrainConfig
+    from tfseg.train import recipe
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "tensorflow" else find_spec(name, *args),
+    )
+    built = []
+    monkeypatch.setattr(recipe, "load_or_build_model", built.append)
+    config = TrainConfig(synthetic=8, output_dir=str(tmp_path), epochs=1)
+    with pytest.raises(ValueError, match="needs TensorFlow, which is not installed"):
+        recipe.train(config)
+    assert built == []
