@@ -52,11 +52,10 @@ SLOW_FIXTURES = ("real_run", "installed")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Orders the tests for pytest-xdist (`.ci/run`'s TensorFlow pass:
-    `--dist loadscope`, which gives each module to one worker, so a
-    module-scoped fixture is built once; its JAX pass: `--dist load`): the
-    modules with the longest work (a slow or module-scoped fixture, then
-    `slow` tests) go first, handed out while the other worker
+    """Orders the tests for pytest-xdist (`.ci/run`: `--dist loadscope`,
+    which gives each module to one worker, so a module-scoped fixture is
+    built once): the modules with the longest work (a slow or module-scoped
+    fixture, then `slow` tests) go first, handed out while the other worker
     still has short modules to take. A run in one process is ordered the
     same way; within a module the order is unchanged.
 
