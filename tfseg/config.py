@@ -8,6 +8,9 @@ comparison and the run folder read the same names.
 import dataclasses
 import os
 
+from tfseg.sizes import format_size
+from tfseg.sizes import image_shape
+
 DEFAULT_IMAGE_SIZE = 128
 # The class id of void ("ignore") pixels: the pipeline maps every void mask
 # value to it, and losses and metrics given `ignore_class=VOID` leave those
@@ -62,6 +65,7 @@ COMPARE_SETTINGS = (
     "data_npz",
     "synthetic",
     "image_size",
+    "crop",
     "epochs",
     "batch_size",
     "seed",
@@ -107,7 +111,9 @@ class TrainConfig:
     Attributes mirror the flags of `tfseg train` (`--image-size` sets
     `image_size`), but for `FOUND_FIELDS`. `encoder_weights="auto"` means
     ImageNet weights for pretrained encoders and none for models trained
-    from scratch. `image_size` is a side (square) or `(height, width)`.
+    from scratch. `image_size` is a side (square) or `(height, width)`, as
+    is `crop`: with it, the model trains on random windows of that size of
+    the images at `image_size`, and is saved at `image_size` to score.
     `description` is the data's `DatasetDescription.to_dict()`, found when
     the run starts (`None` for Oxford-IIIT Pet, whose classes are
     `PET_CLASS_NAMES`), so a run knows its classes wherever it is read.
@@ -123,6 +129,7 @@ class TrainConfig:
     data_npz: str = None
     synthetic: int = 0
     image_size: int = DEFAULT_IMAGE_SIZE
+    crop: int = None
     epochs: int = 60
     batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float = 1e-3
@@ -199,6 +206,16 @@ class TrainConfig:
         """`(height, width)` of `image_size`."""
         return image_shape(self.image_size)
 
+    @property
+    def crop_shape(self):
+        """`(height, width)` of `crop`, or `None` without one."""
+        return None if self.crop is None else image_shape(self.crop)
+
+    @property
+    def model_shape(self):
+        """`(height, width)` the model trains at: `crop`'s, or `image_size`'s."""
+        return self.crop_shape or self.image_shape
+
     def absolute(self):
         """A copy whose paths (data, cache, output, resume, a weights file)
         are absolute, as `config.json` keeps them."""
@@ -232,6 +249,18 @@ class TrainConfig:
                 max(self.image_shape) <= MAX_IMAGE_SIZE,
                 f"--image-size sides must be at most {MAX_IMAGE_SIZE}, not "
                 f"{format_size(self.image_size)}: {self._memory_at_size()}",
+            ),
+            (
+                self.crop is None or min(self.crop_shape) >= MIN_IMAGE_SIZE,
+                f"--crop sides must be at least {MIN_IMAGE_SIZE}, not "
+                f"{format_size(self.crop or 0)}",
+            ),
+            (
+                self.crop is None
+                or all(c <= i for c, i in zip(self.crop_shape, self.image_shape)),
+                f"--crop {format_size(self.crop or 0)} is a window of the training "
+                f"images, which are {format_size(self.image_size)} (--image-size): "
+                "it does not fit. Pass a smaller --crop or a larger --image-size",
             ),
             (self.recipe in RECIPES, f"--recipe must be one of {tuple(RECIPES)}"),
             (self.learning_rate > 0, "--learning-rate must be positive"),
@@ -365,8 +394,9 @@ class TrainConfig:
         weights = values.get("class_weights")
         if weights is not None and weights != MEDIAN_FREQUENCY:
             values["class_weights"] = tuple(weights)
-        if isinstance(values.get("image_size"), list):
-            values["image_size"] = tuple(values["image_size"])
+        for name in ("image_size", "crop"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
@@ -393,35 +423,6 @@ RECIPES = {
         "ema": 0.0,
     },
 }
-
-
-def image_shape(size):
-    """`(height, width)` of an image size: a side, or `(height, width)`."""
-    if isinstance(size, (tuple, list)):
-        return int(size[0]), int(size[1])
-    return int(size), int(size)
-
-
-def format_size(size):
-    """`"128"` or `"352x480"`: an image size as `--image-size` takes it."""
-    height, width = image_shape(size)
-    return str(height) if height == width else f"{height}x{width}"
-
-
-def parse_size(text):
-    """`--image-size`'s value: `"128"` -> `128`, `"352x480"` -> `(352, 480)`
-    (height x width; a square `HxH` is the side alone).
-
-    Raises:
-        ValueError: for anything else, with the forms it takes.
-    """
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) in (1, 2) and all(part.isdigit() for part in parts):
-        sides = tuple(int(part) for part in parts)
-        return sides[0] if len(set(sides)) == 1 else sides
-    raise ValueError(
-        f"an image size is a side (128) or HEIGHTxWIDTH (352x480); received {text!r}"
-    )
 
 
 def _in_bytes(count):

@@ -220,7 +220,7 @@ def report_run(run_dir, test, config):
     `model.keras`, `metrics.json`/`.md`, `predictions.png`, `curves.png`."""
     from tfseg import visualize  # matplotlib
 
-    model = runs.write_final_model(run_dir)
+    model = runs.write_final_model(run_dir, config.image_shape)
     report = evaluate_model(
         model, test, config.batch_size, class_names=config.class_names
     )

@@ -31,6 +31,7 @@ import numpy as np
 from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import RESOLUTION_MODES
 from tfseg.config import TTA_MODES
+from tfseg.models.rebuild import clone_at
 
 # `--resolution`: resize to the model's input size and back, or run at the
 # image's own size, padded. The first is the default.
@@ -289,25 +290,6 @@ def pad_image(images, size, mode="reflect"):
     widths += ((0, 0),)
     padded = np.pad(images, widths, mode="reflect" if mode == "reflect" else "constant")
     return padded, (top, left)
-
-
-def clone_at(model, size):
-    """The network of a functional `model` on a new `(height, width)` input,
-    with fresh weights (`NativeResolution` copies the model's).
-
-    The layers are cloned from their own configs (`keras.models.clone_model`)
-    under the model's dtype policy: the architecture and dtype policies of
-    the saved model, whatever its builder's arguments, and no weights file
-    read.
-    """
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(model.dtype_policy)
-    try:
-        shape = (*size, model.input_shape[-1])
-        inputs = keras.Input(shape, dtype=model.inputs[0].dtype)
-        return keras.models.clone_model(model, input_tensors=inputs)
-    finally:
-        keras.config.set_dtype_policy(before)
 
 
 class NativeResolution:

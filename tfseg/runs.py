@@ -163,12 +163,17 @@ def read_state(run_dir):
     return read_json(os.path.join(run_dir, STATE), {"epochs_done": 0})
 
 
-def write_final_model(run_dir):
+def write_final_model(run_dir, size=None):
     """Writes `model.keras`, the best checkpoint (`best.keras`, or
-    `last.keras` where no validation picked one) without its compile state;
-    returns the model."""
+    `last.keras` where no validation picked one) without its compile state,
+    at input `size` `(height, width)` where given (a run trained on `--crop`
+    windows is scored at its `--image-size`); returns the model."""
+    from tfseg.models.rebuild import with_input_size
+
     source = BEST if os.path.isfile(os.path.join(run_dir, BEST)) else LAST
     model = load_model(os.path.join(run_dir, source), compile=False)
+    if size is not None:
+        model = with_input_size(model, size)
     save_model(model, os.path.join(run_dir, MODEL))
     return model
 
@@ -189,7 +194,7 @@ def open_run(run_dir):
                 f"{error} The run has no checkpoint to take the model from: "
                 f"finish it with `tfseg train --resume {run_dir}`."
             ) from error
-        model = write_final_model(run_dir)
+        model = write_final_model(run_dir, config.image_shape)
         print(f"note: {path} was missing or damaged; written again from a checkpoint")
         return config, model
 

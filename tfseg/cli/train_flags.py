@@ -9,6 +9,7 @@ import dataclasses
 import json
 
 from tfseg import config
+from tfseg import sizes
 from tfseg.config import TrainConfig
 from tfseg.data.sizing import LONGEST_SIDE
 from tfseg.models.registry import list_encoders
@@ -34,6 +35,9 @@ TRAIN_HELP = {
     "dataset": "the folder's description (classes, void values, colours) when "
     "it has no dataset.json",
     "image_size": "a side (128) or HEIGHTxWIDTH (352x480)",
+    "crop": "train on random SIZE windows of the images at --image-size (a "
+    "side or HEIGHTxWIDTH); the model is saved at --image-size to score (with "
+    "--crop, a described folder's default --image-size is its full shape)",
     "data_npz": "splits from `tfseg export-data --out FILE` (no TensorFlow needed)",
     "synthetic": "train on N synthetic pets (a smoke run, no download)",
     "class_weights": "one positive weight per class, in id order, or "
@@ -69,6 +73,7 @@ TRAIN_CHOICES = {
 SHOWN_DEFAULTS = {
     "image_size": f"{config.DEFAULT_IMAGE_SIZE}; a described folder's shape, "
     f"at most {LONGEST_SIDE} px long",
+    "crop": "none: the whole image",
     **{
         name: f"{getattr(TrainConfig(), name):g}; {value:g} for a described folder"
         for name, value in config.DESCRIBED_DATA_DEFAULTS.items()
@@ -130,7 +135,7 @@ def add_train_arguments(parser, names=None, defaults=None):
             parser.add_argument(
                 config.flag(name), type=parse_weight, nargs="+", **options
             )
-        elif name == "image_size":
+        elif name in ("image_size", "crop"):
             parser.add_argument(
                 config.flag(name), type=parse_size, metavar="SIZE", **options
             )
@@ -151,7 +156,7 @@ def _type_name(annotation):
 
 def parse_size(text):
     try:
-        return config.parse_size(text)
+        return sizes.parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -63,6 +63,10 @@ def plan(models, encoders=None):
     return entries
 
 
+# The settings given as sizes (`128`, `352x480`).
+SIZE_FIELDS = ("image_size", "crop")
+
+
 def train_command(entry, args, run_root):
     """The `tfseg train` command line of one entry: the comparison's shared
     settings (`COMPARE_SETTINGS`: the data, its `--dataset` description,
@@ -81,7 +85,7 @@ def train_command(entry, args, run_root):
     for name in COMPARE_SETTINGS:
         value = getattr(args, name)
         if value is not None:
-            shown = format_size(value) if name == "image_size" else str(value)
+            shown = format_size(value) if name in SIZE_FIELDS else str(value)
             command += [flag(name), shown]
     command += ["--output-dir", run_root, "--run-name", entry.label]
     if entry.encoder:

@@ -56,6 +56,22 @@ class Examples:
             dict(self.skipped),
         )
 
+    def center_crop(self, size):
+        """The examples' central `size` `(height, width)` windows (a run
+        trained on `--crop` windows validates on these); original-size
+        masks are dropped."""
+        height, width = size
+        top = (self.images.shape[1] - height) // 2
+        left = (self.images.shape[2] - width) // 2
+        window = np.s_[:, top : top + height, left : left + width]
+        return dataclasses.replace(
+            self,
+            images=self.images[window],
+            masks=self.masks[window],
+            original_masks=None,
+            skipped=dict(self.skipped),
+        )
+
 
 def split_path(path, split):
     """Where `export-data --out PATH` writes `split`: `<stem>_<split>.npz`."""

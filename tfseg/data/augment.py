@@ -51,6 +51,10 @@ class Augmentation:
             to `0.1`.
         contrast: largest relative contrast change. Defaults to `0.2`.
         saturation: largest relative saturation change. Defaults to `0.2`.
+        crop: `(height, width)` of the output, a window of each image
+            (`--crop`): the zoom and shift then place that window in the
+            full-resolution image. `None` keeps the input size. Defaults to
+            `None`.
     """
 
     flip: bool = True
@@ -59,6 +63,22 @@ class Augmentation:
     brightness: float = 0.1
     contrast: float = 0.2
     saturation: float = 0.2
+    crop: tuple = None
+
+    @classmethod
+    def crop_only(cls, size):
+        """Random windows of `size` `(height, width)` and nothing else (the
+        training batches of `--crop` with `--no-augment`): each output is
+        a window of its input, pixel for pixel."""
+        return cls(
+            flip=False,
+            scale=(1.0, 1.0),
+            rotation=0.0,
+            brightness=0.0,
+            contrast=0.0,
+            saturation=0.0,
+            crop=tuple(size),
+        )
 
     def __post_init__(self):
         low, high = self.scale
@@ -73,8 +93,17 @@ class Augmentation:
                     f"`{name}` must be >= 0; received {getattr(self, name)!r}."
                 )
 
+    @property
+    def size(self):
+        """The output `(height, width)`, or `None` for the input's."""
+        return None if self.crop is None else (int(self.crop[0]), int(self.crop[1]))
+
     def amounts(self):
-        """The settings as the flat list of numbers `_augment` reads."""
+        """The settings as the flat list of numbers `_augment` reads. The
+        last, `snap`, is 1 where no zoom or rotation is drawn: the window's
+        offset is then rounded to whole pixels, so the output is the
+        input's pixels, not interpolated between them."""
+        snap = self.scale == (1.0, 1.0) and self.rotation == 0
         return [
             float(self.flip),
             math.log(self.scale[0]),
@@ -83,6 +112,7 @@ class Augmentation:
             self.brightness,
             self.contrast,
             self.saturation,
+            float(snap),
         ]
 
     def __call__(self, images, masks, seed):
@@ -98,7 +128,7 @@ class Augmentation:
         """
         import tensorflow as tf
 
-        return _compiled_tf()(
+        return _compiled_tf(self.size)(
             tf.cast(images, tf.float32),
             masks,
             tf.cast(seed, tf.int64),
@@ -128,11 +158,13 @@ class Augmentation:
         )
         amounts = np.float32(self.amounts())
         if on_device:
-            return _compiled_jax()(
+            return _compiled_jax(self.size)(
                 np.asarray(images), np.asarray(masks), uniforms, amounts
             )
         images = np.asarray(images, np.float32)
-        return _augment(NUMPY_OPS, images, np.asarray(masks), uniforms, amounts)
+        return _augment(
+            NUMPY_OPS, images, np.asarray(masks), uniforms, amounts, self.size
+        )
 
 
 def array_ops(xp):
@@ -178,10 +210,10 @@ def jax_ops():
 
 
 @functools.cache
-def _compiled_jax():
+def _compiled_jax(size=None):
     import jax
 
-    return jax.jit(functools.partial(_augment, jax_ops()))
+    return jax.jit(functools.partial(_augment, jax_ops(), size=size))
 
 
 @functools.cache
@@ -219,7 +251,7 @@ def tf_ops():
 
 
 @functools.cache
-def _compiled_tf():
+def _compiled_tf(size=None):
     # Compiled with XLA: the whole batch transform fuses into a few loops,
     # about 5x faster on CPU than TensorFlow's ImageProjectiveTransformV3 op
     # (see the module docstring).
@@ -230,16 +262,18 @@ def _compiled_tf():
     @tf.function(jit_compile=True)
     def augment(images, masks, seed, amounts):
         uniforms = tf.random.stateless_uniform([DRAWS, tf.shape(images)[0]], seed)
-        return _augment(ops, images, masks, uniforms, tf.unstack(amounts))
+        return _augment(ops, images, masks, uniforms, tf.unstack(amounts), size)
 
     return augment
 
 
-def _augment(ops, images, masks, uniforms, amounts):
-    """Samples one transform and jitter per image and applies them."""
-    flip, log_low, log_high, rotation, brightness, contrast, saturation = amounts
+def _augment(ops, images, masks, uniforms, amounts, size=None):
+    """Samples one transform and jitter per image and applies them; the
+    output is `size` `(height, width)` (a window), or the input's size."""
+    flip, log_low, log_high, rotation, brightness, contrast, saturation, snap = amounts
     shape = ops.shape(images)
     height, width = ops.to_float(shape[1]), ops.to_float(shape[2])
+    out_height, out_width = (height, width) if size is None else map(float, size)
 
     def uniform(index, low, high):
         return low + (high - low) * uniforms[index]
@@ -247,21 +281,25 @@ def _augment(ops, images, masks, uniforms, amounts):
     flips = 1.0 - 2.0 * ops.to_float(uniforms[0] < 0.5 * flip)
     zoom = ops.exp(uniform(1, log_low, log_high))
     angle = uniform(2, -rotation, rotation)
-    # Zooming in by `zoom` leaves room to move the crop window by up to
-    # (1 - 1/zoom) / 2 of each side.
-    room = ops.maximum(1.0 - 1.0 / zoom, 0.0) / 2.0
-    shift_x = uniform(3, -1.0, 1.0) * room * width
-    shift_y = uniform(4, -1.0, 1.0) * room * height
+    # The output window covers (out / zoom) of the input on each axis,
+    # which leaves room to move it by up to (in - out / zoom) / 2 either way
+    # ((1 - 1/zoom) / 2 of each side, at the input's own size).
+    shift_x = uniform(3, -1.0, 1.0) * ops.maximum(width - out_width / zoom, 0.0) / 2.0
+    shift_y = uniform(4, -1.0, 1.0) * ops.maximum(height - out_height / zoom, 0.0) / 2.0
 
-    # Output pixel (x, y) samples the input at A @ (x - c) + c + shift,
-    # A = rotation(angle) @ diag(flip, 1) / zoom, c = the image centre.
+    # Output pixel (x, y) samples the input at A @ (x - c') + c + shift,
+    # A = rotation(angle) @ diag(flip, 1) / zoom, c and c' = the input's and
+    # the output's centres.
     cos, sin = ops.cos(angle) / zoom, ops.sin(angle) / zoom
     a0, a1, b0, b1 = flips * cos, -sin, flips * sin, cos
     cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
-    a2 = cx + shift_x - a0 * cx - a1 * cy
-    b2 = cy + shift_y - b0 * cx - b1 * cy
+    out_cx, out_cy = (out_width - 1.0) / 2.0, (out_height - 1.0) / 2.0
+    a2 = cx + shift_x - a0 * out_cx - a1 * out_cy
+    b2 = cy + shift_y - b0 * out_cx - b1 * out_cy
+    a2 += snap * (ops.round(a2) - a2)  # whole pixels: a window, not a resample
+    b2 += snap * (ops.round(b2) - b2)
     transform = ops.stack([a0, a1, a2, b0, b1, b2], axis=1)
-    images, masks = warp(images, masks, transform, ops)
+    images, masks = warp(images, masks, transform, ops, size)
 
     per_image = [-1, 1, 1, 1]
     mean = ops.mean(images, axis=(1, 2, 3))
@@ -276,7 +314,7 @@ def _augment(ops, images, masks, uniforms, amounts):
     return ops.clip(images, 0.0, 255.0), masks
 
 
-def warp(images, masks, transform, ops=None):
+def warp(images, masks, transform, ops=None, size=None):
     """Resamples images (bilinear) and masks (nearest) at the same points.
 
     Args:
@@ -287,6 +325,7 @@ def warp(images, masks, transform, ops=None):
             b0 x + b1 y + b2)`, reflected at the borders.
         ops: `NUMPY_OPS` for NumPy arrays (the default), or the TensorFlow
             table for tensors.
+        size: `(height, width)` of the output; `None` for the input's.
 
     Returns:
         The warped images and masks. The identity transform returns the
@@ -295,7 +334,7 @@ def warp(images, masks, transform, ops=None):
     ops = ops or NUMPY_OPS
     shape = ops.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    ys, xs = ops.grid(height, width)
+    ys, xs = ops.grid(*((height, width) if size is None else size))
     t = transform[:, :, None, None]
     x = _reflect(ops, t[:, 0] * xs + t[:, 1] * ys + t[:, 2], ops.to_float(width))
     y = _reflect(ops, t[:, 3] * xs + t[:, 4] * ys + t[:, 5], ops.to_float(height))

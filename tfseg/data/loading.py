@@ -295,15 +295,26 @@ def make_batches(
     else:
         from tfseg.data.pipeline import make_dataset as make
     if not training:
+        if config.crop:  # the model is built at the window's size
+            examples = examples.center_crop(config.crop_shape)
         return make(examples, config.batch_size, drop_remainder=replicas > 1)
     return make(
         examples,
         config.batch_size,
         training=True,
-        augmentation=Augmentation() if config.augment else None,
+        augmentation=training_augmentation(config),
         seed=config.seed,
         class_weights=training_class_weights(config, examples),
     )
+
+
+def training_augmentation(config):
+    """The `Augmentation` of a run's training batches: tfseg's (random
+    `--crop` windows among its draws), random windows alone with
+    `--no-augment --crop`, or `None`."""
+    if config.augment:
+        return Augmentation(crop=config.crop_shape if config.crop else None)
+    return Augmentation.crop_only(config.crop_shape) if config.crop else None
 
 
 def training_class_weights(config, train):

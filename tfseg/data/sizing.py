@@ -36,7 +36,8 @@ def automatic_image_size(pairs, multiple=MULTIPLE, longest=LONGEST_SIDE):
     Args:
         pairs: `folders.Pair`s (the training split's).
         multiple: the sides' divisor. Defaults to `MULTIPLE` (32).
-        longest: the longest side kept. Defaults to `LONGEST_SIDE` (320).
+        longest: the longest side kept, or `None` for the images' own.
+            Defaults to `LONGEST_SIDE` (320).
 
     Returns:
         An int (square) or `(height, width)`, as `TrainConfig.image_size`.
@@ -64,7 +65,7 @@ def automatic_image_size(pairs, multiple=MULTIPLE, longest=LONGEST_SIDE):
             "split can be read to choose an image size; pass --image-size."
         )
     height, width = np.median(np.array(shapes, np.float64), axis=0)
-    scale = min(1.0, longest / max(height, width))
+    scale = 1.0 if longest is None else min(1.0, longest / max(height, width))
     sides = [
         max(multiple, int(side * scale) // multiple * multiple)
         for side in (height, width)
@@ -76,7 +77,8 @@ def with_automatic_size(config, report=print):
     """`config` with `automatic_image_size` of its training split, for a
     described folder (`config.description` and `config.data_dir`); other
     configs are returned as they are. Call it when `--image-size` was not
-    given."""
+    given. With `--crop`, the size is the frames' own (sides rounded down to
+    multiples of `MULTIPLE`): the windows are cut at full resolution."""
     if not (config.description and config.data_dir):
         return config
     from tfseg.data.dataset import DatasetDescription
@@ -86,10 +88,12 @@ def with_automatic_size(config, report=print):
     description = DatasetDescription.from_dict(config.description)
     layout = find_layout(config.data_dir, description.splits, skip_bad=True)
     pairs = assign_splits(layout, config.val_fraction, config.seed, ("train",))
-    size = automatic_image_size(pairs[0]["train"])
+    longest = None if config.crop else LONGEST_SIDE
+    size = automatic_image_size(pairs[0]["train"], longest=longest)
+    bound = "" if longest is None else f", at most {longest} px long"
+    cut = f"; --crop {format_size(config.crop)} windows of it" if config.crop else ""
     report(
-        f"image size: {format_size(size)} (the training images' shape, at most "
-        f"{LONGEST_SIDE} px long, sides multiples of {MULTIPLE}); pass "
-        "--image-size to choose another"
+        f"image size: {format_size(size)} (the training images' shape{bound}, "
+        f"sides multiples of {MULTIPLE}{cut}); pass --image-size to choose another"
     )
     return dataclasses.replace(config, image_size=size)

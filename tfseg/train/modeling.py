@@ -67,7 +67,7 @@ def build_model(config):
     config = with_recipe_defaults(config)
     accepted = model_arguments(config.model)
     kwargs = {
-        "input_shape": (*config.image_shape, 3),
+        "input_shape": (*config.model_shape, 3),
         "num_classes": config.num_classes,
         **config.model_args,
     }
@@ -78,7 +78,7 @@ def build_model(config):
         kwargs["encoder_weights"] = resolve_encoder_weights(config)
         kwargs["freeze_encoder"] = config.freeze_encoder
     try:
-        return create_model(config.model, **kwargs)
+        model = create_model(config.model, **kwargs)
     except TypeError as error:  # an argument the builder does not take
         raise ValueError(
             f"{error} --encoder, --alpha, --encoder-weights and --freeze-encoder "
@@ -90,6 +90,46 @@ def build_model(config):
         raise ValueError(missing_weights_message(config, error)) from error
     except InputSizeError as error:  # a size the builder refuses: as flags
         raise ValueError(size_message(config, error)) from error
+    if config.crop:
+        check_crop_model(model, config)
+    return model
+
+
+def check_crop_model(model, config):
+    """Raises `ValueError` where a model trained on `--crop` windows cannot
+    be saved at `--image-size` to score: its output must be its input's size
+    (a valid U-Net's is smaller), and the image size a multiple of its
+    downsampling (`inference.size_multiple`)."""
+    from tfseg.inference import size_multiple
+
+    if tuple(model.output_shape[1:3]) != tuple(model.input_shape[1:3]):
+        raise ValueError(
+            f"--crop trains on windows and saves the model at --image-size, which "
+            f"needs an output as large as the input; {config.model} here outputs "
+            f"{format_size(tuple(model.output_shape[1:3]))} for "
+            f"{format_size(config.crop)}. Drop --crop, or use a model with same "
+            "padding."
+        )
+    multiple = size_multiple(model)
+    height, width = config.image_shape
+    if height % multiple[0] or width % multiple[1]:
+        heights, widths = _around(height, multiple[0]), _around(width, multiple[1])
+        if height == width and multiple[0] == multiple[1]:  # a square stays one
+            sizes = [format_size(side) for side in heights]
+        else:
+            sizes = [format_size((h, w)) for h in heights for w in widths]
+        raise ValueError(
+            f"--image-size {format_size(config.image_size)}: a model trained on "
+            f"--crop windows is saved and scored at --image-size, and "
+            f"{config.model} needs sides that are multiples of "
+            f"{format_size(multiple)}: pass --image-size {' or '.join(sizes)}."
+        )
+
+
+def _around(side, multiple):
+    """The multiples of `multiple` nearest `side`, below and above it."""
+    below = max(side // multiple * multiple, multiple)
+    return sorted({below, -(-side // multiple) * multiple})
 
 
 def size_message(config, error):
@@ -103,9 +143,11 @@ def size_message(config, error):
     else:
         sizes = [format_size((h, w)) for h in heights for w in widths]
     flags = ", ".join(sizes[:-1]) + (" or " if len(sizes) > 1 else "") + sizes[-1]
+    name, size = ("--crop", config.crop) if config.crop else ("--image-size", None)
+    size = config.image_size if size is None else size
     return (
-        f"--image-size {format_size(config.image_size)}: {error.model_name} needs "
-        f"sides {error.requirement}: pass --image-size {flags}."
+        f"{name} {format_size(size)}: {error.model_name} needs "
+        f"sides {error.requirement}: pass {name} {flags}."
     )
 
 

@@ -88,7 +88,7 @@ def train(config, explicit=None, started=None):
             set_up_optimizer(model, start, steps)
     start = write_run_folder(start, record)
     clock = RunClock(start.state, started)
-    images = {split: len(examples) for split, examples in splits.items()}
+    images = images_to_score(config, splits)
     state = FitLoop(model, start, batches, clock, steps, images, record).run()
     if not hosts.is_writer():
         print(f"host {hosts.index()}: finished; host 0 writes {start.run_dir}")
@@ -198,6 +198,20 @@ def describe_splits(config, splits):
     if config.class_weights is not None:
         found["class_weights"] = training_class_weights(config, splits["train"])
     return found
+
+
+def images_to_score(config, splits):
+    """`{split: images}`, by which the budget foresees the test report from
+    validation's pace; with `--crop`, validation scores windows and the
+    report whole images, so the test split counts in window-sized images."""
+    images = {split: len(examples) for split, examples in splits.items()}
+    if config.crop and "test" in images:
+        (height, width), (crop_height, crop_width) = (
+            config.image_shape,
+            config.crop_shape,
+        )
+        images["test"] *= (height * width) / (crop_height * crop_width)
+    return images
 
 
 def steps_per_epoch(config, splits):

@@ -75,6 +75,7 @@ def start_run(config, explicit, stamp):
         config = with_described_defaults(config, explicit)
         if "image_size" not in explicit:
             config = with_automatic_size(config)  # a described folder's shape
+            config.validate()  # --crop against the size found
         cap = config.epochs if "epochs" in explicit else None
         return RunStart(
             config,
