@@ -10,6 +10,8 @@ import pytest
 from tfseg.cli import main as cli_main
 from tfseg.cli.parser import add_compare_arguments
 from tfseg.compare import running
+from tfseg.compare.report import plot_predictions
+from tfseg.config import TrainConfig
 from tfseg.data import export_npz
 from tfseg.data import load_oxford_pet
 from tfseg.data import write_synthetic_pets
@@ -125,7 +127,9 @@ def test_exported_splits_reach_every_training_and_the_picture(tmp_path):
     )
     command = running.train_command(running.Entry("unet"), args, str(tmp_path))
     assert command[command.index("--data-npz") + 1] == str(tmp_path / "pets.npz")
-    test = running._test_split(args)
+    # The picture reads the test split as the first finished run did.
+    run_config = TrainConfig(data_npz=str(tmp_path / "pets.npz"), image_size=32)
+    test = running._test_split(run_config)
     assert list(test.names) == list(splits["test"].names)
 
 
@@ -139,9 +143,35 @@ def test_runs_take_trains_own_size_and_batch_unless_given():
     command = running.train_command(running.Entry("unet"), plain, "runs")
     assert "--image-size" not in command and "--batch-size" not in command
     assert command[command.index("--epochs") + 1] == "10"  # compare's own
+    # With a time budget, the budget sets each run's length: --epochs would
+    # cap it (a 10-minute CamVid budget ended after 10 epochs, 5 minutes).
+    budgeted = parser.parse_args(["--models", "unet", "--time-budget", "10"])
+    command = running.train_command(running.Entry("unet"), budgeted, "runs")
+    assert "--epochs" not in command
+    assert command[command.index("--time-budget") + 1] == "10.0"
+    capped = parser.parse_args(
+        ["--models", "unet", "--time-budget", "10"] + ["--epochs", "30"]
+    )
+    command = running.train_command(running.Entry("unet"), capped, "runs")
+    assert command[command.index("--epochs") + 1] == "30"
     given = parser.parse_args(
         ["--models", "unet", "--image-size", "224x320", "--batch-size", "4"]
     )
     command = running.train_command(running.Entry("unet"), given, "runs")
     assert command[command.index("--image-size") + 1] == "224x320"
     assert command[command.index("--batch-size") + 1] == "4"
+
+
+def test_the_picture_reads_the_test_split_as_the_runs_did(finished_run, tmp_path):
+    # compare passes no --image-size for a described folder (each run finds
+    # its own): the picture must take the size, data and classes from the
+    # first finished run, not from compare's flags (a CamVid comparison
+    # crashed here after training five models).
+    from PIL import Image
+
+    run_root, label = os.path.split(finished_run)
+    rows = [{"status": "ok", "model": label, "encoder": "default"}]
+    path = tmp_path / "predictions.png"
+    plot_predictions(rows, run_root, running._test_split, str(path))
+    with Image.open(path) as picture:
+        assert picture.width > 0 and picture.height > 0

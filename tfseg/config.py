@@ -61,20 +61,13 @@ MONITOR = "val_mean_iou"
 # fields, as train's are) and passes to every model's `tfseg train`, and
 # where its defaults differ from a single run's.
 COMPARE_SETTINGS = (
-    "data_dir",
-    "data_npz",
-    "synthetic",
-    "image_size",
-    "crop",
-    "epochs",
-    "batch_size",
-    "seed",
-    "max_examples",
-    "time_budget",
-    "dataset",
-)
-# (`None`: not passed; each run takes train's own, as described data's differ.)
-COMPARE_DEFAULTS = {"epochs": 10, "image_size": None, "batch_size": None}
+    "data_dir", "data_npz", "synthetic", "image_size", "crop", "epochs",
+    "batch_size", "seed", "max_examples", "time_budget", "dataset",
+)  # fmt: skip
+# (`None`: not passed; each run takes train's own, as described data's differ;
+# the epochs are `COMPARE_EPOCHS` unless a time budget sets them.)
+COMPARE_DEFAULTS = {"epochs": None, "image_size": None, "batch_size": None}
+COMPARE_EPOCHS = 10
 # The settings `tfseg export-data` takes: those that decide the splits.
 EXPORT_DATA_SETTINGS = (
     "data_dir",

@@ -293,7 +293,10 @@ def add_compare_arguments(parser):
         f"({','.join(list_encoders())})",
     )
     add_train_arguments(
-        parser, names=config.COMPARE_SETTINGS, defaults=config.COMPARE_DEFAULTS
+        parser,
+        names=config.COMPARE_SETTINGS,
+        defaults=config.COMPARE_DEFAULTS,
+        shown={"epochs": f"{config.COMPARE_EPOCHS}; with --time-budget, what fits"},
     )
     parser.add_argument(
         "--model-arg",

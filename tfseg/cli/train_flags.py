@@ -96,14 +96,17 @@ TRAIN_METAVARS = {
 }
 
 
-def add_train_arguments(parser, names=None, defaults=None):
+def add_train_arguments(parser, names=None, defaults=None, shown=None):
     """One flag per `TrainConfig` field (those in `names`, where given).
 
     Without `defaults`, the namespace holds only the flags the user gave
     (`argparse.SUPPRESS`): what `--resume` compares. With `defaults`
     (`{field: value}` over `TrainConfig`'s, as `compare` has), every flag
-    is in the namespace, with its default where not given.
+    is in the namespace, with its default where not given. `shown` says in
+    words a default that is not its value (`{field: text}`, over
+    `SHOWN_DEFAULTS`).
     """
+    shown = {**SHOWN_DEFAULTS, **(shown or {})}
     base = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         name = field.name
@@ -116,8 +119,8 @@ def add_train_arguments(parser, names=None, defaults=None):
         if name == "augment":
             help_text = "turn off augmentation of the training split (default: on)"
         elif "default" not in help_text and not isinstance(default, (list, dict)):
-            shown = f"default: {SHOWN_DEFAULTS.get(name, default)}"
-            help_text = f"{help_text} ({shown})" if help_text else shown
+            said = f"default: {shown.get(name, default)}"
+            help_text = f"{help_text} ({said})" if help_text else said
         options = dict(
             dest=name,
             default=argparse.SUPPRESS if defaults is None else default,

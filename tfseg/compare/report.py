@@ -89,7 +89,8 @@ def plot_predictions(rows, run_root, splits_loader, path, count=4):
     Args:
         rows: the comparison's rows.
         run_root: the folder of the runs (`<output-dir>/runs`).
-        splits_loader: a call returning the test split's `Examples`.
+        splits_loader: a call of the first finished run's `TrainConfig`
+            returning the test split's `Examples`, as that run read it.
         path: the PNG to write.
         count: test images shown. Defaults to 4.
     """
@@ -99,27 +100,27 @@ def plot_predictions(rows, run_root, splits_loader, path, count=4):
     done = [row for row in rows if row["status"] == "ok"]
     if not done:
         return
-    test = splits_loader()
+    labels = [
+        row["model"] + ("" if row["encoder"] == "default" else f"-{row['encoder']}")
+        for row in done
+    ]
+    config = runs.read_config(os.path.join(run_root, labels[0]))[0]
+    test = splits_loader(config)
     shown = test.take(range(min(count, len(test))))
-    predictions, titles, config = [], [], None
-    for row in done:
-        label = row["model"] + (
-            "" if row["encoder"] == "default" else f"-{row['encoder']}"
-        )
-        config = config or runs.read_config(os.path.join(run_root, label))[0]
+    predictions = []
+    for label in labels:
         model = files.load_model(os.path.join(run_root, label, runs.MODEL))
         batches = [
             logits.argmax(-1) for _, logits in predict_logits(model, shown.images)
         ]
         predictions.append(np.concatenate(batches))
-        titles.append(label)
     save_prediction_grid(
         path,
         shown.images,
         shown.masks,
         predictions,
         shown.names,
-        titles,
+        labels,
         class_names=config.class_names,
         colors=config.class_colors,
     )

@@ -26,8 +26,8 @@ from tfseg.compare.measure import summarize
 from tfseg.compare.report import plot_comparison
 from tfseg.compare.report import plot_predictions
 from tfseg.compare.report import write_table
+from tfseg.config import COMPARE_EPOCHS
 from tfseg.config import COMPARE_SETTINGS
-from tfseg.config import TrainConfig
 from tfseg.config import flag
 from tfseg.config import format_size
 
@@ -84,6 +84,8 @@ def train_command(entry, args, run_root):
     command = [sys.executable, "-m", "tfseg", "train", "--model", entry.model]
     for name in COMPARE_SETTINGS:
         value = getattr(args, name)
+        if name == "epochs" and value is None and args.time_budget is None:
+            value = COMPARE_EPOCHS  # a budget, where given, sets the length
         if value is not None:
             shown = format_size(value) if name in SIZE_FIELDS else str(value)
             command += [flag(name), shown]
@@ -192,7 +194,7 @@ def compare(args):
         plot_predictions(
             rows,
             run_root,
-            lambda: _test_split(args),
+            _test_split,
             os.path.join(args.output_dir, "predictions.png"),
         )
         written += ["comparison.png", "predictions.png"]
@@ -268,13 +270,12 @@ def check_settings(args):
     files.write_json(path, current)
 
 
-def _test_split(args):
+def _test_split(config):
+    """The test split as the run of `config` (a `TrainConfig`) read it: its
+    data, description and size (a described folder's is found by each run,
+    so the comparison's own flags may not hold it)."""
     from tfseg.data.loading import load_splits  # may need TF
 
-    config = TrainConfig(
-        **{name: getattr(args, name) for name in COMPARE_SETTINGS},
-        output_dir=os.path.join(args.output_dir, "runs"),
-    ).absolute()
     return load_splits(config, splits=["test"])["test"]
 
 
