@@ -153,6 +153,18 @@ def test_a_cropped_run_trains_on_windows_and_is_scored_at_its_image_size(tmp_pat
     )
 
 
+def test_a_described_folder_takes_a_window_larger_than_the_pets_size(tmp_path):
+    # No --image-size: the size is the frames' (192x256 here), found after
+    # the flags are checked; a 160 px window is larger than the pets' 128.
+    write_pairs(tmp_path / "data", [(200, 260)] * 10)
+    (tmp_path / "data" / "dataset.json").write_text('{"classes": ["a", "b"]}')
+    flags = ["--data-dir", str(tmp_path / "data"), "--crop", "160", *TINY_UNET]
+    flags += ["--epochs", "1", "--batch-size", "2", "--output-dir", str(tmp_path)]
+    assert main(["train", *flags, "--run-name", "big"]) == 0
+    final = keras.models.load_model(tmp_path / "big" / "model.keras", compile=False)
+    assert final.input_shape == (None, 192, 256, 3)
+
+
 def data_report(folder, name="metrics.json"):
     from tfseg.files import read_json
 

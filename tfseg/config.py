@@ -248,13 +248,6 @@ class TrainConfig:
                 f"--crop sides must be at least {MIN_IMAGE_SIZE}, not "
                 f"{format_size(self.crop or 0)}",
             ),
-            (
-                self.crop is None
-                or all(c <= i for c, i in zip(self.crop_shape, self.image_shape)),
-                f"--crop {format_size(self.crop or 0)} is a window of the training "
-                f"images, which are {format_size(self.image_size)} (--image-size): "
-                "it does not fit. Pass a smaller --crop or a larger --image-size",
-            ),
             (self.recipe in RECIPES, f"--recipe must be one of {tuple(RECIPES)}"),
             (self.learning_rate > 0, "--learning-rate must be positive"),
             (

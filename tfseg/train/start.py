@@ -21,6 +21,7 @@ from tfseg import runs
 from tfseg.config import RESUMABLE_FIELDS
 from tfseg.config import TrainConfig
 from tfseg.config import flag
+from tfseg.config import format_size
 from tfseg.data.described import describe_data
 from tfseg.data.sizing import with_automatic_size
 from tfseg.train.modeling import with_described_defaults
@@ -75,7 +76,7 @@ def start_run(config, explicit, stamp):
         config = with_described_defaults(config, explicit)
         if "image_size" not in explicit:
             config = with_automatic_size(config)  # a described folder's shape
-            config.validate()  # --crop against the size found
+        check_crop(config)  # against the size found
         cap = config.epochs if "epochs" in explicit else None
         return RunStart(
             config,
@@ -85,6 +86,21 @@ def start_run(config, explicit, stamp):
             explicit=explicit,
         )
     return resume_run(config, explicit)
+
+
+def check_crop(config):
+    """Raises `ValueError` for a `--crop` window larger than the images at
+    `--image-size` (checked once the size is known: a described folder's is
+    found from its frames)."""
+    if config.crop is None:
+        return
+    crop, image = config.crop_shape, config.image_shape
+    if crop[0] > image[0] or crop[1] > image[1]:
+        raise ValueError(
+            f"--crop {format_size(config.crop)} is a window of the training "
+            f"images, which are {format_size(config.image_size)} (--image-size): "
+            "it does not fit. Pass a smaller --crop or a larger --image-size."
+        )
 
 
 def resume_run(config, explicit):
