@@ -32,6 +32,7 @@ from tfseg.config import DEFAULT_BATCH_SIZE
 from tfseg.config import RESOLUTION_MODES
 from tfseg.config import TTA_MODES
 from tfseg.models.rebuild import clone_at
+from tfseg.models.rebuild import with_input_size
 
 # `--resolution`: resize to the model's input size and back, or run at the
 # image's own size, padded. The first is the default.
@@ -345,17 +346,7 @@ class NativeResolution:
         if size == tuple(self.model.input_shape[1:3]):
             return self.model
         if size not in self._models:
-            rebuilt = self.rebuild(size)
-            try:
-                rebuilt.set_weights(self.model.get_weights())
-            except ValueError as error:
-                raise ValueError(
-                    f"The weights of {self.model.name} do not fit its network "
-                    f"rebuilt at {size[0]}x{size[1]} ({error}): some weight depends "
-                    "on the input size, so this model cannot run at each image's "
-                    "own resolution. Use resolution='model'."
-                ) from error
-            self._models[size] = rebuilt
+            self._models[size] = with_input_size(self.model, size, self.rebuild)
             while len(self._models) > self.cached:
                 self._models.popitem(last=False)
         self._models.move_to_end(size)

@@ -33,6 +33,8 @@ import types
 
 import numpy as np
 
+from tfseg.sizes import image_shape
+
 # Uniform draws per image: flip, zoom, angle, shift x, shift y, contrast,
 # saturation, brightness.
 DRAWS = 8
@@ -77,7 +79,7 @@ class Augmentation:
             brightness=0.0,
             contrast=0.0,
             saturation=0.0,
-            crop=tuple(size),
+            crop=image_shape(size),
         )
 
     def __post_init__(self):
@@ -96,7 +98,7 @@ class Augmentation:
     @property
     def size(self):
         """The output `(height, width)`, or `None` for the input's."""
-        return None if self.crop is None else (int(self.crop[0]), int(self.crop[1]))
+        return None if self.crop is None else image_shape(self.crop)
 
     def amounts(self):
         """The settings as the flat list of numbers `_augment` reads. The

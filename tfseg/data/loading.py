@@ -313,7 +313,7 @@ def training_augmentation(config):
     `--crop` windows among its draws), random windows alone with
     `--no-augment --crop`, or `None`."""
     if config.augment:
-        return Augmentation(crop=config.crop_shape if config.crop else None)
+        return Augmentation(crop=config.crop_shape)
     return Augmentation.crop_only(config.crop_shape) if config.crop else None
 
 

@@ -29,15 +29,32 @@ def clone_at(model, size):
         keras.config.set_dtype_policy(before)
 
 
-def with_input_size(model, size):
+def with_input_size(model, size, rebuild=None):
     """`model` on a `(height, width)` input with its weights: the model
     itself where that is its size already.
 
+    Args:
+        model: a functional Keras model.
+        size: `(height, width)`.
+        rebuild: `(height, width) -> keras.Model`, the same architecture at
+            that size. Defaults to `clone_at(model, size)`.
+
     Raises:
-        ValueError: where the weights do not fit the network at that size.
+        ValueError: where the weights do not fit the network at that size
+            (some weight depends on the input size).
     """
-    if tuple(model.input_shape[1:3]) == tuple(size):
+    size = tuple(int(side) for side in size)
+    if size == tuple(model.input_shape[1:3]):
         return model
-    rebuilt = clone_at(model, size)
-    rebuilt.set_weights(model.get_weights())
+    rebuilt = rebuild(size) if rebuild else clone_at(model, size)
+    try:
+        rebuilt.set_weights(model.get_weights())
+    except ValueError as error:
+        raise ValueError(
+            f"The weights of {model.name} do not fit its network rebuilt at "
+            f"{size[0]}x{size[1]} ({error}): some weight depends on the input "
+            "size, so this model cannot run at another size (each image's own "
+            "resolution, or --image-size after --crop). Use resolution='model', "
+            "or train without --crop."
+        ) from error
     return rebuilt

@@ -8,6 +8,7 @@ metrics.
 """
 
 import dataclasses
+import math
 import os
 import re
 
@@ -89,7 +90,10 @@ def build_model(config):
             raise
         raise ValueError(missing_weights_message(config, error)) from error
     except InputSizeError as error:  # a size the builder refuses: as flags
-        raise ValueError(size_message(config, error)) from error
+        name, size = "--image-size", config.image_size
+        if config.crop:  # the model is built at the window's size
+            name, size = "--crop", config.crop
+        raise ValueError(size_message(name, size, error)) from error
     if config.crop:
         check_crop_model(model, config)
     return model
@@ -110,32 +114,26 @@ def check_crop_model(model, config):
             f"{format_size(config.crop)}. Drop --crop, or use a model with same "
             "padding."
         )
-    multiple = size_multiple(model)
-    height, width = config.image_shape
-    if height % multiple[0] or width % multiple[1]:
-        heights, widths = _around(height, multiple[0]), _around(width, multiple[1])
-        if height == width and multiple[0] == multiple[1]:  # a square stays one
-            sizes = [format_size(side) for side in heights]
-        else:
-            sizes = [format_size((h, w)) for h in heights for w in widths]
+    multiple = math.lcm(*size_multiple(model))
+    error = InputSizeError(
+        "",
+        (*config.image_shape, 3),
+        lambda side: side % multiple == 0,
+        f"that are multiples of {multiple}",
+        config.model,
+    )
+    if any(not error.is_valid(side) for side in config.image_shape):
         raise ValueError(
-            f"--image-size {format_size(config.image_size)}: a model trained on "
-            f"--crop windows is saved and scored at --image-size, and "
-            f"{config.model} needs sides that are multiples of "
-            f"{format_size(multiple)}: pass --image-size {' or '.join(sizes)}."
+            size_message("--image-size", config.image_size, error)
+            + " (A model trained on --crop windows is saved and scored at "
+            "--image-size.)"
         )
 
 
-def _around(side, multiple):
-    """The multiples of `multiple` nearest `side`, below and above it."""
-    below = max(side // multiple * multiple, multiple)
-    return sorted({below, -(-side // multiple) * multiple})
-
-
-def size_message(config, error):
-    """The builder's refusal of `--image-size` (an `InputSizeError`) with the
-    nearest sizes as flags (`--image-size 320x480 or 352x480`): both sides
-    made valid, a square kept square."""
+def size_message(name, size, error):
+    """A builder's refusal of a size (an `InputSizeError`) as flag `name`
+    takes it, with the nearest sizes (`--image-size 320x480 or 352x480`):
+    both sides made valid, a square kept square."""
     heights, widths = error.valid_sides()
     height, width = error.input_shape[:2]
     if height == width:
@@ -143,8 +141,6 @@ def size_message(config, error):
     else:
         sizes = [format_size((h, w)) for h in heights for w in widths]
     flags = ", ".join(sizes[:-1]) + (" or " if len(sizes) > 1 else "") + sizes[-1]
-    name, size = ("--crop", config.crop) if config.crop else ("--image-size", None)
-    size = config.image_size if size is None else size
     return (
         f"{name} {format_size(size)}: {error.model_name} needs "
         f"sides {error.requirement}: pass {name} {flags}."
