@@ -160,6 +160,11 @@ def test_runs_take_trains_own_size_and_batch_unless_given():
     command = running.train_command(running.Entry("unet"), given, "runs")
     assert command[command.index("--image-size") + 1] == "224x320"
     assert command[command.index("--batch-size") + 1] == "4"
+    # Whole frames, where a described folder would train on windows.
+    whole = parser.parse_args(["--models", "unet", "--crop", "none"])
+    command = running.train_command(running.Entry("unet"), whole, "runs")
+    assert command[command.index("--crop") + 1] == "none"
+    assert "--crop" not in running.train_command(running.Entry("unet"), plain, "r")
 
 
 def test_the_picture_reads_the_test_split_as_the_runs_did(finished_run, tmp_path):

@@ -125,6 +125,27 @@ def test_a_described_folder_with_crop_keeps_its_frames_full_size(tmp_path):
     assert with_automatic_size(described, said.append).image_size == (224, 320)
 
 
+def test_frames_over_the_longest_side_give_windows_of_their_full_shape(tmp_path):
+    described = {"description": {"classes": ["a", "b"]}}
+
+    def sized(name, shapes):
+        write_pairs(tmp_path / name, shapes)
+        config = TrainConfig(data_dir=str(tmp_path / name), **described)
+        said = []
+        config = with_automatic_size(config, said.append, windows=True)
+        return config.image_size, config.crop, said[0]
+
+    # CamVid's frames: kept at 352x480, windows of the 224x320 they would
+    # have been scaled down to.
+    size, crop, said = sized("camvid", [(360, 480)] * 4)
+    assert (size, crop) == ((352, 480), (224, 320))
+    assert "random 224x320 windows" in said and "--crop none" in said
+    # Frames no longer than 320 px are trained on whole.
+    assert sized("small", [(200, 260)] * 4)[:2] == ((192, 256), None)
+    # Large tiles are scaled down to 640 px long first.
+    assert sized("tiles", [(1500, 2000)] * 2)[:2] == ((480, 640), (224, 320))
+
+
 TINY_UNET = ["--model", "unet", "--encoder-weights", "none"]
 TINY_UNET += ["--model-arg", "depth=2", "--model-arg", "base_filters=4"]
 
@@ -206,3 +227,46 @@ def test_crops_that_cannot_work_are_refused_with_the_fix(
     error = capsys.readouterr().err.strip()
     assert expected in error and len(error.splitlines()) == 1, error
     assert not out.exists() or not os.listdir(out)
+
+
+@pytest.mark.parametrize(
+    "flags, size, crop",
+    [
+        ([], (352, 480), (224, 320)),  # frames longer than 320 px: windows
+        (["--crop", "none"], (224, 320), None),  # whole frames, scaled down
+        (["--crop", "96"], (352, 480), 96),
+        (["--image-size", "224x320"], (224, 320), None),
+        (["--model", "unet", "--model-arg", 'padding="valid"'], (224, 320), None),
+        (["--model", "pix2pix"], (224, 320), None),
+        (["--recipe", "tutorial"], (224, 320), None),
+    ],
+)
+def test_a_described_folder_trains_on_windows_unless_told_otherwise(
+    tmp_path, flags, size, crop
+):
+    from tfseg.cli.commands import train_config
+    from tfseg.cli.parser import build_parser
+    from tfseg.train.start import start_run
+
+    write_pairs(tmp_path / "data", [(360, 480)] * 4)
+    (tmp_path / "data" / "dataset.json").write_text('{"classes": ["a", "b"]}')
+    args = build_parser().parse_args(
+        ["train", "--data-dir", str(tmp_path / "data"), *flags]
+    )
+    config, given = train_config(args)
+    started = start_run(config, given, "stamp").config
+    assert (started.image_size, started.crop) == (size, crop)
+
+
+def test_default_windows_train_at_their_size_and_save_at_the_frames(tmp_path):
+    # 200x400 frames: kept at 192x384, windows of the 160x320 they would
+    # have been scaled down to; the model is saved at the frames' size.
+    write_pairs(tmp_path / "data", [(200, 400)] * 8)
+    (tmp_path / "data" / "dataset.json").write_text('{"classes": ["a", "b"]}')
+    flags = ["--data-dir", str(tmp_path / "data"), *TINY_UNET, "--epochs", "1"]
+    flags += ["--batch-size", "2", "--output-dir", str(tmp_path), "--run-name", "w"]
+    assert main(["train", *flags]) == 0
+    last = keras.models.load_model(tmp_path / "w" / "last.keras", compile=False)
+    final = keras.models.load_model(tmp_path / "w" / "model.keras", compile=False)
+    assert last.input_shape == (None, 160, 320, 3)
+    assert final.input_shape == (None, 192, 384, 3)

@@ -23,6 +23,9 @@ BINARY_CLASS_NAMES = ("pet", "background")
 # `--class-weights median-frequency`: SegNet's median frequency balancing,
 # computed from the training masks (`data.class_weights`).
 MEDIAN_FREQUENCY = "median-frequency"
+# `--crop none`: train on whole images where a described folder would take
+# windows by default (`sizing.with_automatic_size`).
+NO_CROP = "none"
 # Sides `--image-size` takes. Every example of a split is held in memory
 # decoded, 4 bytes a pixel (RGB and the mask): 16 MiB an example at the
 # largest (the dataset's photos are about 500 px).

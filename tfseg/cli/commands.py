@@ -7,6 +7,7 @@ import dataclasses
 
 from tfseg.config import EXPORT_DATA_SETTINGS
 from tfseg.config import MEDIAN_FREQUENCY
+from tfseg.config import NO_CROP
 from tfseg.config import TrainConfig
 
 # Exit codes: 1 = the command ran but part of its work failed (e.g. some
@@ -26,6 +27,8 @@ def train_config(args):
         given["model_args"] = dict(given["model_args"])
     if "class_weights" in given:
         given["class_weights"] = class_weights_setting(given["class_weights"])
+    if given.get("crop") == NO_CROP:  # given: no default windows
+        given["crop"] = None
     return TrainConfig.for_recipe(**given), set(given)
 
 

@@ -12,6 +12,7 @@ from tfseg import config
 from tfseg import sizes
 from tfseg.config import TrainConfig
 from tfseg.data.sizing import LONGEST_SIDE
+from tfseg.data.sizing import WINDOWED_SIDE
 from tfseg.models.registry import list_encoders
 from tfseg.models.registry import list_models
 
@@ -36,8 +37,8 @@ TRAIN_HELP = {
     "it has no dataset.json",
     "image_size": "a side (128) or HEIGHTxWIDTH (352x480)",
     "crop": "train on random SIZE windows of the images at --image-size (a "
-    "side or HEIGHTxWIDTH); the model is saved at --image-size to score (with "
-    "--crop, a described folder's default --image-size is its full shape)",
+    "side or HEIGHTxWIDTH), or none for whole images; the model is saved at "
+    "--image-size to score",
     "data_npz": "splits from `tfseg export-data --out FILE` (no TensorFlow needed)",
     "synthetic": "train on N synthetic pets (a smoke run, no download)",
     "class_weights": "one positive weight per class, in id order, or "
@@ -72,8 +73,11 @@ TRAIN_CHOICES = {
 # compare's, which passes nothing where not given).
 SHOWN_DEFAULTS = {
     "image_size": f"{config.DEFAULT_IMAGE_SIZE}; a described folder's shape, "
-    f"at most {LONGEST_SIDE} px long",
-    "crop": "none: the whole image",
+    f"at most {LONGEST_SIDE} px long (its own with --crop; at most "
+    f"{WINDOWED_SIDE} with the default windows)",
+    "crop": "none; for a described folder of frames longer than "
+    f"{LONGEST_SIDE} px, windows at most {LONGEST_SIDE} px long of frames at "
+    f"most {WINDOWED_SIDE} px long",
     **{
         name: f"{getattr(TrainConfig(), name):g}; {value:g} for a described folder"
         for name, value in config.DESCRIBED_DATA_DEFAULTS.items()
@@ -139,9 +143,8 @@ def add_train_arguments(parser, names=None, defaults=None, shown=None):
                 config.flag(name), type=parse_weight, nargs="+", **options
             )
         elif name in ("image_size", "crop"):
-            parser.add_argument(
-                config.flag(name), type=parse_size, metavar="SIZE", **options
-            )
+            kind = parse_crop if name == "crop" else parse_size
+            parser.add_argument(config.flag(name), type=kind, metavar="SIZE", **options)
         else:
             kind = {"int": int, "float": float}.get(_type_name(field.type), str)
             parser.add_argument(
@@ -162,6 +165,13 @@ def parse_size(text):
         return sizes.parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_crop(text):
+    """`--crop`'s value: a size, or `none` (whole images, no windows)."""
+    if str(text).lower() == config.NO_CROP:
+        return config.NO_CROP
+    return parse_size(text)
 
 
 def parse_weight(text):

@@ -28,6 +28,7 @@ from tfseg.compare.report import plot_predictions
 from tfseg.compare.report import write_table
 from tfseg.config import COMPARE_EPOCHS
 from tfseg.config import COMPARE_SETTINGS
+from tfseg.config import NO_CROP
 from tfseg.config import flag
 from tfseg.config import format_size
 
@@ -87,7 +88,8 @@ def train_command(entry, args, run_root):
         if name == "epochs" and value is None and args.time_budget is None:
             value = COMPARE_EPOCHS  # a budget, where given, sets the length
         if value is not None:
-            shown = format_size(value) if name in SIZE_FIELDS else str(value)
+            sized = name in SIZE_FIELDS and value != NO_CROP
+            shown = format_size(value) if sized else str(value)
             command += [flag(name), shown]
     command += ["--output-dir", run_root, "--run-name", entry.label]
     if entry.encoder:

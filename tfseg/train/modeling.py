@@ -63,6 +63,19 @@ def with_described_defaults(config, explicit, report=print):
     return dataclasses.replace(config, **changes)
 
 
+def takes_default_windows(config):
+    """Whether a run on a described folder trains on random windows of its
+    frames where `--crop` is not given (`sizing.with_automatic_size`): with
+    recipe "tfseg", for a model whose output is its input's size and that
+    takes any multiple of 32 (every model but pix2pix, whose depth follows
+    the size, and a valid-padding U-Net, whose output is smaller)."""
+    if config.recipe != "tfseg" or not config.description:
+        return False
+    if config.model == "pix2pix":
+        return False
+    return config.model_args.get("padding", "same") != "valid"
+
+
 def build_model(config):
     """Creates the configured model (compiled by `compile_model`)."""
     config = with_recipe_defaults(config)

@@ -24,6 +24,7 @@ from tfseg.config import flag
 from tfseg.config import format_size
 from tfseg.data.described import describe_data
 from tfseg.data.sizing import with_automatic_size
+from tfseg.train.modeling import takes_default_windows
 from tfseg.train.modeling import with_described_defaults
 from tfseg.train.modeling import with_recipe_defaults
 
@@ -74,8 +75,9 @@ def start_run(config, explicit, stamp):
         config.validate()
         config = describe_data(config)  # the classes, recorded too
         config = with_described_defaults(config, explicit)
-        if "image_size" not in explicit:
-            config = with_automatic_size(config)  # a described folder's shape
+        if "image_size" not in explicit:  # a described folder's shape
+            windows = "crop" not in explicit and takes_default_windows(config)
+            config = with_automatic_size(config, windows=windows)
         check_crop(config)  # against the size found
         cap = config.epochs if "epochs" in explicit else None
         return RunStart(
