@@ -5,7 +5,7 @@ original 360x480, void ignored.
 
     KERAS_HOME=<folder with models/ holding the MobileNetV2 weight files> \\
         python benchmarks/camvid.py --minutes 30 --seed 0
-    python benchmarks/camvid.py --minutes 30 --seed 1 --extra="--crop none"  # whole frames
+    python benchmarks/camvid.py --minutes 30 --seed 1 --extra="--crop none"
     python benchmarks/camvid.py --minutes 60 --seed 1 --extra="--image-size 352x480"
     python benchmarks/camvid.py --from-run runs/camvid/camvid_30min_s0   # score only
     python benchmarks/camvid.py --minutes 0.5 --max-examples 16 \\
