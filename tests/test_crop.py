@@ -140,6 +140,7 @@ def test_frames_over_the_longest_side_give_windows_of_their_full_shape(tmp_path)
     size, crop, said = sized("camvid", [(360, 480)] * 4)
     assert (size, crop) == ((352, 480), (224, 320))
     assert "random 224x320 windows" in said and "--crop none" in said
+    assert said.count("(") == said.count(")") == 1, said
     # Frames no longer than 320 px are trained on whole.
     assert sized("small", [(200, 260)] * 4)[:2] == ((192, 256), None)
     # Large tiles are scaled down to 640 px long first.
@@ -215,6 +216,11 @@ def data_report(folder, name="metrics.json"):
             + ["--model-arg", 'padding="valid"'],
             "needs an output as large as the input; unet here outputs 4 for 44",
         ),
+        (
+            ["--image-size", "44", *TINY_UNET, "--model-arg", 'padding="valid"'],
+            "needs a model whose output is its input's size; unet here outputs 4 "
+            "for 44",
+        ),
     ],
 )
 def test_crops_that_cannot_work_are_refused_with_the_fix(
@@ -270,3 +276,14 @@ def test_default_windows_train_at_their_size_and_save_at_the_frames(tmp_path):
     final = keras.models.load_model(tmp_path / "w" / "model.keras", compile=False)
     assert last.input_shape == (None, 160, 320, 3)
     assert final.input_shape == (None, 192, 384, 3)
+
+
+def test_a_window_that_is_not_a_size_names_the_forms_it_takes(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--crop", "banana"])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(
+        "--crop: a window is a side (224), HEIGHTxWIDTH (224x320) or none "
+        "(whole images); received 'banana'"
+    ), last

@@ -158,7 +158,8 @@ def resume_finished(w):
 
 
 def resume_conflicting(w):
-    return ["train", "--resume", w.run, "--loss", "dice", "--image-size", "64"]
+    flags = ["--loss", "dice", "--image-size", "48x64", "--crop", "32"]
+    return ["train", "--resume", w.run, *flags]
 
 
 def encoder_rate_from_scratch(w):
@@ -418,7 +419,11 @@ CASES = [
         "--resume with flags that differ from the run",
         resume_conflicting,
         2,
-        ("--loss 'dice'", "--image-size 64", "the run has 'ce+dice'"),
+        (
+            "--loss 'dice' (the run has 'ce+dice')",
+            "--image-size 48x64 (the run has ",
+            "--crop 32 (the run has none)",
+        ),
         unchanged,
     ),
     Case(

@@ -434,6 +434,17 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+SIZE_FIELDS = ("image_size", "crop")
+
+
+def flag_value(name, value, unset=NO_CROP):
+    """A setting as its flag takes it, for messages: `(160, 320)` ->
+    `160x320`; a size not set -> `unset` (`none`: no windows)."""
+    if name in SIZE_FIELDS:
+        return unset if value in (None, NO_CROP) else format_size(value)
+    return repr(value)
+
+
 def flag(name):
     """The command-line flag of a config field: `image_size` -> `--image-size`."""
     return "--" + name.replace("_", "-")

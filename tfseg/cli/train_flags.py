@@ -169,9 +169,15 @@ def parse_size(text):
 
 def parse_crop(text):
     """`--crop`'s value: a size, or `none` (whole images, no windows)."""
-    if str(text).lower() == config.NO_CROP:
+    if str(text).strip().lower() == config.NO_CROP:
         return config.NO_CROP
-    return parse_size(text)
+    try:
+        return sizes.parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a window is a side (224), HEIGHTxWIDTH (224x320) or {config.NO_CROP} "
+            f"(whole images); received {text!r}"
+        ) from None
 
 
 def parse_weight(text):

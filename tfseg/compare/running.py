@@ -28,9 +28,9 @@ from tfseg.compare.report import plot_predictions
 from tfseg.compare.report import write_table
 from tfseg.config import COMPARE_EPOCHS
 from tfseg.config import COMPARE_SETTINGS
-from tfseg.config import NO_CROP
+from tfseg.config import SIZE_FIELDS
 from tfseg.config import flag
-from tfseg.config import format_size
+from tfseg.config import flag_value
 
 
 @dataclasses.dataclass
@@ -65,9 +65,6 @@ def plan(models, encoders=None):
 
 
 # The settings given as sizes (`128`, `352x480`).
-SIZE_FIELDS = ("image_size", "crop")
-
-
 def train_command(entry, args, run_root):
     """The `tfseg train` command line of one entry: the comparison's shared
     settings (`COMPARE_SETTINGS`: the data, its `--dataset` description,
@@ -88,9 +85,8 @@ def train_command(entry, args, run_root):
         if name == "epochs" and value is None and args.time_budget is None:
             value = COMPARE_EPOCHS  # a budget, where given, sets the length
         if value is not None:
-            sized = name in SIZE_FIELDS and value != NO_CROP
-            shown = format_size(value) if sized else str(value)
-            command += [flag(name), shown]
+            text = flag_value(name, value) if name in SIZE_FIELDS else str(value)
+            command += [flag(name), text]
     command += ["--output-dir", run_root, "--run-name", entry.label]
     if entry.encoder:
         command += ["--encoder", entry.encoder]
@@ -259,7 +255,8 @@ def check_settings(args):
     saved = files.read_json(path)
     if args.resume and saved is not None:
         differ = [
-            f"{flag(name)} {current[name]!r} (was {saved.get(name)!r})"
+            f"{flag(name)} {shown(name, current[name])} (was "
+            f"{shown(name, saved.get(name))})"
             for name in SETTINGS
             if current[name] != saved.get(name)
         ]
@@ -270,6 +267,12 @@ def check_settings(args):
                 "or another --output-dir."
             )
     files.write_json(path, current)
+
+
+def shown(name, value):
+    """A comparison's setting in a message: as its flag takes it, or
+    `not given` (each run picks its own)."""
+    return "not given" if value is None else flag_value(name, value)
 
 
 def _test_split(config):

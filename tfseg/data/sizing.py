@@ -121,16 +121,18 @@ def with_automatic_size(config, report=print, windows=False):
         frames = automatic_image_size(train, longest=WINDOWED_SIDE)
         if sizes.image_shape(frames) != sizes.image_shape(size):
             size, crop, how = frames, size, f"at most {WINDOWED_SIDE} px long"
-    cut = ""
-    if crop and not config.crop:
-        cut = (
-            f"; training on random {format_size(crop)} windows of them, the "
-            "objects at their size (pass --crop none for whole images)"
-        )
-    elif crop:
-        cut = f"; --crop {format_size(crop)} windows of them"
-    report(
-        f"image size: {format_size(size)} (the training images' shape, {how}, "
-        f"sides multiples of {MULTIPLE}{cut}); pass --image-size to choose another"
+    said = (
+        f"image size: {format_size(size)}, the training images' shape "
+        f"({how}, sides multiples of {MULTIPLE})"
     )
+    if crop and not config.crop:
+        said += (
+            f"; training on random {format_size(crop)} windows of it, which "
+            "keeps objects at their size: --crop none for whole images, "
+            "--image-size for another size"
+        )
+    else:
+        cut = f", cut into --crop {format_size(crop)} windows" if crop else ""
+        said += f"{cut}; pass --image-size to choose another"
+    report(said)
     return dataclasses.replace(config, image_size=size, crop=crop)

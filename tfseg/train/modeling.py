@@ -109,6 +109,15 @@ def build_model(config):
         raise ValueError(size_message(name, size, error)) from error
     if config.crop:
         check_crop_model(model, config)
+    elif tuple(model.output_shape[1:3]) != tuple(model.input_shape[1:3]):
+        raise ValueError(
+            f"tfseg train needs a model whose output is its input's size; "
+            f"{config.model} here outputs {format_size(tuple(model.output_shape[1:3]))}"
+            f" for {format_size(config.model_shape)} (valid convolutions: the "
+            'original U-Net\'s copy-and-crop). Train it with padding "same" (the '
+            "default), or in your own Keras code on centre-cropped masks, and "
+            "segment with tfseg.models.predict_tiled."
+        )
     return model
 
 

@@ -21,6 +21,7 @@ from tfseg import runs
 from tfseg.config import RESUMABLE_FIELDS
 from tfseg.config import TrainConfig
 from tfseg.config import flag
+from tfseg.config import flag_value
 from tfseg.config import format_size
 from tfseg.data.described import describe_data
 from tfseg.data.sizing import with_automatic_size
@@ -78,7 +79,8 @@ def start_run(config, explicit, stamp):
         if "image_size" not in explicit:  # a described folder's shape
             windows = "crop" not in explicit and takes_default_windows(config)
             config = with_automatic_size(config, windows=windows)
-        check_crop(config)  # against the size found
+        found = bool(config.description) and "image_size" not in explicit
+        check_crop(config, found)  # against the size found
         cap = config.epochs if "epochs" in explicit else None
         return RunStart(
             config,
@@ -90,17 +92,18 @@ def start_run(config, explicit, stamp):
     return resume_run(config, explicit)
 
 
-def check_crop(config):
+def check_crop(config, found=False):
     """Raises `ValueError` for a `--crop` window larger than the images at
     `--image-size` (checked once the size is known: a described folder's is
-    found from its frames)."""
+    found from its frames: `found`)."""
     if config.crop is None:
         return
     crop, image = config.crop_shape, config.image_shape
     if crop[0] > image[0] or crop[1] > image[1]:
+        where = "their shape in the folder" if found else "--image-size"
         raise ValueError(
             f"--crop {format_size(config.crop)} is a window of the training "
-            f"images, which are {format_size(config.image_size)} (--image-size): "
+            f"images, which are {format_size(config.image_size)} ({where}): "
             "it does not fit. Pass a smaller --crop or a larger --image-size."
         )
 
@@ -113,7 +116,8 @@ def resume_run(config, explicit):
     conflicts = saved.conflicts(dataclasses.replace(saved, **given))
     if conflicts:
         listed = "; ".join(
-            f"{flag(name)} {new!r} (the run has {old!r})"
+            f"{flag(name)} {flag_value(name, new)} (the run has "
+            f"{flag_value(name, old)})"
             for name, (old, new) in sorted(conflicts.items())
         )
         raise runs.RunError(
