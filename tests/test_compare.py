@@ -180,3 +180,18 @@ def test_the_picture_reads_the_test_split_as_the_runs_did(finished_run, tmp_path
     plot_predictions(rows, run_root, running._test_split, str(path))
     with Image.open(path) as picture:
         assert picture.width > 0 and picture.height > 0
+
+
+def test_resuming_with_other_settings_names_them_as_the_flags_take_them(tmp_path):
+    from tfseg import runs
+
+    parser = argparse.ArgumentParser()
+    add_compare_arguments(parser)
+    common = ["--models", "unet", "--output-dir", str(tmp_path), "--resume"]
+    running.check_settings(parser.parse_args(common))  # writes compare.json
+    again = parser.parse_args([*common, "--crop", "none", "--image-size", "224x320"])
+    with pytest.raises(runs.RunError) as refused:
+        running.check_settings(again)
+    message = str(refused.value)
+    assert "--crop none (was not given)" in message, message
+    assert "--image-size 224x320 (was not given)" in message, message

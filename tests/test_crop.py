@@ -214,7 +214,8 @@ def data_report(folder, name="metrics.json"):
         (
             ["--image-size", "64", "--crop", "44", *TINY_UNET]
             + ["--model-arg", 'padding="valid"'],
-            "needs an output as large as the input; unet here outputs 4 for 44",
+            "needs a model whose output is its input's size; unet here outputs 4 "
+            "for 44",
         ),
         (
             ["--image-size", "44", *TINY_UNET, "--model-arg", 'padding="valid"'],
@@ -287,3 +288,15 @@ def test_a_window_that_is_not_a_size_names_the_forms_it_takes(capsys):
         "--crop: a window is a side (224), HEIGHTxWIDTH (224x320) or none "
         "(whole images); received 'banana'"
     ), last
+
+
+def test_a_window_larger_than_the_found_frames_says_where_their_size_came_from(
+    tmp_path, capsys
+):
+    write_pairs(tmp_path / "data", [(200, 260)] * 4)
+    (tmp_path / "data" / "dataset.json").write_text('{"classes": ["a", "b"]}')
+    flags = ["--data-dir", str(tmp_path / "data"), "--crop", "224x320", *TINY_UNET]
+    assert main(["train", *flags, "--output-dir", str(tmp_path / "runs")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "which are 192x256 (their shape in the folder): it does not fit" in error
+    assert not (tmp_path / "runs").exists()

@@ -437,11 +437,11 @@ def _plain(value):
 SIZE_FIELDS = ("image_size", "crop")
 
 
-def flag_value(name, value, unset=NO_CROP):
+def flag_value(name, value):
     """A setting as its flag takes it, for messages: `(160, 320)` ->
-    `160x320`; a size not set -> `unset` (`none`: no windows)."""
+    `160x320`; a size not set -> `none` (no windows)."""
     if name in SIZE_FIELDS:
-        return unset if value in (None, NO_CROP) else format_size(value)
+        return NO_CROP if value in (None, NO_CROP) else format_size(value)
     return repr(value)
 
 

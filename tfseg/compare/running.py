@@ -64,7 +64,6 @@ def plan(models, encoders=None):
     return entries
 
 
-# The settings given as sizes (`128`, `352x480`).
 def train_command(entry, args, run_root):
     """The `tfseg train` command line of one entry: the comparison's shared
     settings (`COMPARE_SETTINGS`: the data, its `--dataset` description,

@@ -63,6 +63,12 @@ def automatic_image_size(pairs, multiple=MULTIPLE, longest=LONGEST_SIDE):
     >>> automatic_image_size(camvid_train_pairs)  # doctest: +SKIP
     (224, 320)
     """
+    return scaled_size(median_shape(pairs), multiple, longest)
+
+
+def median_shape(pairs):
+    """`(height, width)`, the median of up to `SAMPLED_IMAGES` headers of
+    `pairs`' images, spread over the list; `ValueError` when none reads."""
     pairs = list(pairs)
     step = max(len(pairs) // SAMPLED_IMAGES, 1)
     shapes = []
@@ -77,13 +83,25 @@ def automatic_image_size(pairs, multiple=MULTIPLE, longest=LONGEST_SIDE):
             f"No image of {os.path.dirname(pairs[0].image_path) if pairs else 'the '}"
             "split can be read to choose an image size; pass --image-size."
         )
-    height, width = np.median(np.array(shapes, np.float64), axis=0)
+    return tuple(np.median(np.array(shapes, np.float64), axis=0))
+
+
+def scaled_size(shape, multiple=MULTIPLE, longest=LONGEST_SIDE):
+    """`shape` scaled down to at most `longest` px long (`None`: kept), each
+    side rounded down to a multiple of `multiple`; a side when square."""
+    height, width = shape
     scale = 1.0 if longest is None else min(1.0, longest / max(height, width))
     sides = [
         max(multiple, int(side * scale) // multiple * multiple)
         for side in (height, width)
     ]
     return sides[0] if sides[0] == sides[1] else tuple(sides)
+
+
+def finds_size(config):
+    """Whether `with_automatic_size` finds `config`'s size from its frames:
+    a described folder (not the pets, not exported splits)."""
+    return bool(config.description and config.data_dir)
 
 
 def with_automatic_size(config, report=print, windows=False):
@@ -104,7 +122,7 @@ def with_automatic_size(config, report=print, windows=False):
     With `--crop`, the size is the frames' own (sides rounded down to
     multiples of `MULTIPLE`): the windows are cut at full resolution.
     """
-    if not (config.description and config.data_dir):
+    if not finds_size(config):
         return config
     from tfseg.data.dataset import DatasetDescription
     from tfseg.data.described import assign_splits
@@ -113,12 +131,13 @@ def with_automatic_size(config, report=print, windows=False):
     description = DatasetDescription.from_dict(config.description)
     layout = find_layout(config.data_dir, description.splits, skip_bad=True)
     pairs = assign_splits(layout, config.val_fraction, config.seed, ("train",))
-    train = pairs[0]["train"]
-    crop, longest = config.crop, None if config.crop else LONGEST_SIDE
-    size = automatic_image_size(train, longest=longest)
+    shape = median_shape(pairs[0]["train"])
+    crop = config.crop
+    longest = None if crop else LONGEST_SIDE
+    size = scaled_size(shape, longest=longest)
     how = f"at most {longest} px long" if longest else "their own"
     if windows and not crop:
-        frames = automatic_image_size(train, longest=WINDOWED_SIDE)
+        frames = scaled_size(shape, longest=WINDOWED_SIDE)
         if sizes.image_shape(frames) != sizes.image_shape(size):
             size, crop, how = frames, size, f"at most {WINDOWED_SIDE} px long"
     said = (

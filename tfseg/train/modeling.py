@@ -107,35 +107,35 @@ def build_model(config):
         if config.crop:  # the model is built at the window's size
             name, size = "--crop", config.crop
         raise ValueError(size_message(name, size, error)) from error
+    check_output_size(model, config)
     if config.crop:
         check_crop_model(model, config)
-    elif tuple(model.output_shape[1:3]) != tuple(model.input_shape[1:3]):
+    return model
+
+
+def check_output_size(model, config):
+    """Raises `ValueError` for a model whose output is smaller than its
+    input (a valid U-Net): training scores masks of the input's size, and a
+    `--crop` model is saved at `--image-size` to score."""
+    output = tuple(model.output_shape[1:3])
+    if output != tuple(model.input_shape[1:3]):
         raise ValueError(
             f"tfseg train needs a model whose output is its input's size; "
-            f"{config.model} here outputs {format_size(tuple(model.output_shape[1:3]))}"
-            f" for {format_size(config.model_shape)} (valid convolutions: the "
-            'original U-Net\'s copy-and-crop). Train it with padding "same" (the '
-            "default), or in your own Keras code on centre-cropped masks, and "
-            "segment with tfseg.models.predict_tiled."
+            f"{config.model} here outputs {format_size(output)} for "
+            f"{format_size(config.model_shape)} (valid convolutions: the original "
+            'U-Net\'s copy-and-crop). Train it with padding "same" (the default), '
+            "or in your own Keras code on centre-cropped masks, and segment with "
+            "tfseg.models.predict_tiled."
         )
-    return model
 
 
 def check_crop_model(model, config):
     """Raises `ValueError` where a model trained on `--crop` windows cannot
-    be saved at `--image-size` to score: its output must be its input's size
-    (a valid U-Net's is smaller), and the image size a multiple of its
-    downsampling (`inference.size_multiple`)."""
+    be saved at `--image-size` to score: the image size must be a multiple
+    of its downsampling (`inference.size_multiple`; `check_output_size`
+    comes first)."""
     from tfseg.inference import size_multiple
 
-    if tuple(model.output_shape[1:3]) != tuple(model.input_shape[1:3]):
-        raise ValueError(
-            f"--crop trains on windows and saves the model at --image-size, which "
-            f"needs an output as large as the input; {config.model} here outputs "
-            f"{format_size(tuple(model.output_shape[1:3]))} for "
-            f"{format_size(config.crop)}. Drop --crop, or use a model with same "
-            "padding."
-        )
     multiple = math.lcm(*size_multiple(model))
     error = InputSizeError(
         "",

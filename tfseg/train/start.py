@@ -24,6 +24,7 @@ from tfseg.config import flag
 from tfseg.config import flag_value
 from tfseg.config import format_size
 from tfseg.data.described import describe_data
+from tfseg.data.sizing import finds_size
 from tfseg.data.sizing import with_automatic_size
 from tfseg.train.modeling import takes_default_windows
 from tfseg.train.modeling import with_described_defaults
@@ -79,7 +80,7 @@ def start_run(config, explicit, stamp):
         if "image_size" not in explicit:  # a described folder's shape
             windows = "crop" not in explicit and takes_default_windows(config)
             config = with_automatic_size(config, windows=windows)
-        found = bool(config.description) and "image_size" not in explicit
+        found = finds_size(config) and "image_size" not in explicit
         check_crop(config, found)  # against the size found
         cap = config.epochs if "epochs" in explicit else None
         return RunStart(
